@@ -1,0 +1,150 @@
+"""Reading and writing the activity log.
+
+Commit order is ID order. On SQLite there is one writer at a time, so an ID is
+assigned and committed before the next one is assigned. On PostgreSQL, concurrent
+transactions could take IDs 41 and 42 and commit 42 first; a reader that saw 42 and
+moved past 41 would lose it. So every transaction takes a transaction-scoped advisory
+lock just before it inserts its activity and holds it until it commits: IDs are drawn
+from the sequence in commit order, and a visible ID means every smaller one has
+committed or never will. The lock covers only the tail of each write transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Row, Table, delete, func, insert, or_, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from syncstream.activities.model import Activity, NewActivity
+from syncstream.db.schema import Activity as ActivityRow
+from syncstream.db.schema import LogState
+from syncstream.db.types import utcnow
+from syncstream.permissions import ReadScope
+
+ORDERING_LOCK_KEY = 0x5359_4E44
+PRUNED_THROUGH = "pruned_through"
+
+_t: Table = ActivityRow.__table__  # type: ignore[assignment]
+_COLUMNS = (
+    _t.c.id,
+    _t.c.type,
+    _t.c.action,
+    _t.c.entity_type,
+    _t.c.entity_id,
+    _t.c.organization_id,
+    _t.c.project_id,
+    _t.c.user_id,
+    _t.c.changed_keys,
+    _t.c.tx,
+    _t.c.data,
+    _t.c.created_at,
+)
+
+
+def _json(value: object | None) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+async def append(session: AsyncSession, new: NewActivity) -> int:
+    """Insert ``new`` in the caller's transaction and return its ID."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ORDERING_LOCK_KEY})
+    result = await session.execute(
+        insert(_t)
+        .values(
+            type=new.type,
+            action=new.action,
+            entity_type=new.entity_type,
+            entity_id=new.entity_id,
+            organization_id=new.organization_id,
+            project_id=new.project_id,
+            user_id=new.user_id,
+            changed_keys=_json(new.changed_keys),
+            tx=_json(new.tx),
+            data=_json(new.data),
+            idempotency_key=new.idempotency_key,
+            created_at=utcnow(),
+        )
+        .returning(_t.c.id)
+    )
+    return int(result.scalar_one())
+
+
+def _activity(row: Row[Any]) -> Activity:
+    return Activity(*row)  # type: ignore[call-arg]  # columns are selected in field order
+
+
+async def read_after(
+    conn: AsyncConnection,
+    after: int,
+    *,
+    limit: int,
+    organization_id: str | None = None,
+    entity_types: Collection[str] | None = None,
+    scope: ReadScope | None = None,
+) -> list[Activity]:
+    """Activities with ID > ``after``, ascending, filtered in SQL so that catch-up of a
+    narrow subscriber does not drag the whole log through Python."""
+    query = select(*_COLUMNS).where(_t.c.id > after)
+    if organization_id is not None:
+        query = query.where(_t.c.organization_id == organization_id)
+    if entity_types is not None:
+        query = query.where(_t.c.entity_type.in_(sorted(entity_types)))
+    if scope is not None and not scope.everything:
+        allowed = []
+        if scope.unscoped:
+            allowed.append(_t.c.project_id.is_(None))
+        if scope.project_ids:
+            allowed.append(_t.c.project_id.in_(sorted(scope.project_ids)))
+        if not allowed:
+            return []
+        query = query.where(or_(*allowed))
+    rows = await conn.execute(query.order_by(_t.c.id).limit(limit))
+    return [_activity(row) for row in rows]  # type: ignore[arg-type]
+
+
+async def newest_id(conn: AsyncConnection) -> int:
+    """The highest committed activity ID, 0 for an empty log."""
+    return int((await conn.execute(select(func.coalesce(func.max(_t.c.id), 0)))).scalar_one())
+
+
+async def pruned_through(conn: AsyncConnection) -> int:
+    """Every activity with an ID at or below this was deleted by an operator."""
+    value = await conn.scalar(select(LogState.value).where(LogState.key == PRUNED_THROUGH))
+    return int(value or 0)
+
+
+async def find_by_idempotency_key(session: AsyncSession, key: str) -> str | None:
+    """The entity ID created under ``key``, if any."""
+    return await session.scalar(select(_t.c.entity_id).where(_t.c.idempotency_key == key))
+
+
+async def prune(session: AsyncSession, before: datetime) -> tuple[int, int]:
+    """Delete activities older than ``before``, always keeping the newest one (it anchors
+    the "offset beyond the newest ID" check). Returns (rows deleted, new pruned-through)."""
+    newest = int((await session.execute(select(func.coalesce(func.max(_t.c.id), 0)))).scalar_one())
+    cut = await session.scalar(select(func.max(_t.c.id)).where(_t.c.created_at < before, _t.c.id < newest))
+    if cut is None:
+        return 0, await _pruned_through_session(session)
+    result = await session.execute(delete(_t).where(_t.c.id <= cut))
+    current = await _pruned_through_session(session)
+    mark = max(current, int(cut))
+    row = await session.get(LogState, PRUNED_THROUGH)
+    if row is None:
+        session.add(LogState(key=PRUNED_THROUGH, value=mark))
+    else:
+        row.value = mark
+    return int(getattr(result, "rowcount", 0) or 0), mark
+
+
+async def _pruned_through_session(session: AsyncSession) -> int:
+    value = await session.scalar(select(LogState.value).where(LogState.key == PRUNED_THROUGH))
+    return int(value or 0)
+
+
+def ids(activities: Sequence[Activity]) -> list[int]:
+    return [a.id for a in activities]

@@ -1,0 +1,105 @@
+"""What an activity is, which ones exist, and its one wire serialisation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, Literal
+
+import orjson
+
+from syncstream.db.types import iso_ms
+
+Action = Literal["create", "update", "delete"]
+
+#: Entity types that clients receive on a stream.
+STREAMED_TYPES: Final = frozenset({"attachment", "page"})
+#: Internal events: they ride in the log so every process applies them in log order
+#: (a membership change takes effect before the next activity is routed), but they are
+#: never sent to a client.
+INTERNAL_TYPES: Final = frozenset({"membership", "organization", "session"})
+
+_VERBS: Final = {"create": "created", "update": "updated", "delete": "deleted"}
+
+KNOWN_EVENTS: Final = frozenset(
+    {f"{t}.{v}" for t in STREAMED_TYPES | {"membership"} for v in _VERBS.values()}
+    | {"organization.deleted", "session.revoked"}
+)
+
+
+def event_name(entity_type: str, action: str) -> str:
+    """``attachment`` + ``create`` → ``attachment.created`` (``session`` deletes are revocations)."""
+    if entity_type == "session" and action == "delete":
+        return "session.revoked"
+    return f"{entity_type}.{_VERBS[action]}"
+
+
+@dataclass(slots=True)
+class NewActivity:
+    """An activity about to be written; ``changed_keys``, ``tx`` and ``data`` are Python values."""
+
+    action: Action
+    entity_type: str
+    entity_id: str
+    organization_id: str | None
+    project_id: str | None
+    user_id: str | None
+    data: object | None
+    changed_keys: list[str] | None = None
+    tx: dict[str, object] | None = None
+    idempotency_key: str | None = None
+
+    @property
+    def type(self) -> str:
+        return event_name(self.entity_type, self.action)
+
+
+@dataclass(slots=True)
+class Activity:
+    """A committed activity as read back from the log.
+
+    JSON fields stay as the text stored in the log, so rendering splices them in
+    unchanged and every delivery of one activity carries the same bytes.
+    """
+
+    id: int
+    type: str
+    action: str
+    entity_type: str
+    entity_id: str
+    organization_id: str | None
+    project_id: str | None
+    user_id: str | None
+    changed_keys: str | None
+    tx: str | None
+    data: str | None
+    created_at: datetime
+
+    @property
+    def streamed(self) -> bool:
+        return self.entity_type in STREAMED_TYPES
+
+    def data_value(self) -> object:
+        return None if self.data is None else orjson.loads(self.data)
+
+
+def _fragment(text: str | None) -> orjson.Fragment | None:
+    return None if text is None else orjson.Fragment(text)
+
+
+def render_message(activity: Activity) -> bytes:
+    """The ``StreamMessage`` JSON of an activity: the only place it is serialised."""
+    return orjson.dumps(
+        {
+            "activityId": str(activity.id),
+            "action": activity.action,
+            "entityType": activity.entity_type,
+            "entityId": activity.entity_id,
+            "organizationId": activity.organization_id,
+            "projectId": activity.project_id,
+            "changedKeys": _fragment(activity.changed_keys),
+            "createdAt": iso_ms(activity.created_at),
+            "tx": _fragment(activity.tx),
+            "data": _fragment(activity.data),
+        }
+    )

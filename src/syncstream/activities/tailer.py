@@ -1,0 +1,112 @@
+"""Each server process follows the activity log from its own position.
+
+The doorbell only says "there is more"; the log is the truth. So a lost notification,
+a bus restart or a network blip costs at most one poll interval of latency, never an
+activity, and every process emits the same activities in the same (ID) order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from syncstream.activities import log
+from syncstream.activities.bus import ActivityBus
+from syncstream.activities.transports import Doorbell
+from syncstream.db.engine import Database
+
+logger = logging.getLogger("syncstream.tailer")
+
+_BACKOFF_MAX = 5.0
+
+
+class LogTailer:
+    def __init__(
+        self,
+        database: Database,
+        bus: ActivityBus,
+        doorbell: Doorbell,
+        *,
+        poll_seconds: float = 1.0,
+        batch_size: int = 1000,
+    ) -> None:
+        self.database = database
+        self.bus = bus
+        self.doorbell = doorbell
+        self.poll_seconds = poll_seconds
+        self.batch_size = batch_size
+        #: Highest activity ID emitted on the bus.
+        self.position = 0
+        self.healthy = True
+        self._wake = asyncio.Event()
+        self._advanced = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        try:
+            async with self.database.reader.connect() as conn:
+                self.position = await log.newest_id(conn)
+        except (SQLAlchemyError, OSError):
+            # Start anyway; the loop retries and /health reports the database.
+            self.healthy = False
+            logger.exception("could not read the log position at start")
+        await self.doorbell.start(self._on_ring)
+        self._task = asyncio.create_task(self._run(), name="syncstream-log-tailer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.doorbell.close()
+
+    def _on_ring(self, activity_id: int | None) -> None:
+        if activity_id is None or activity_id > self.position:
+            self._wake.set()
+
+    def poke(self) -> None:
+        """Read the log now (e.g. right after this process committed)."""
+        self._wake.set()
+
+    async def wait_for(self, activity_id: int) -> None:
+        """Return once activity ``activity_id`` (or a later one) has been emitted."""
+        async with self._advanced:
+            await self._advanced.wait_for(lambda: self.position >= activity_id)
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            self._wake.clear()
+            try:
+                await self._drain()
+            except (SQLAlchemyError, OSError) as exc:
+                if self.healthy:
+                    logger.warning("reading the activity log failed: %s", exc)
+                self.healthy = False
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _BACKOFF_MAX)
+                self._wake.set()
+                continue
+            if not self.healthy:
+                logger.info("activity log readable again at position %s", self.position)
+            self.healthy = True
+            backoff = 0.1
+
+    async def _drain(self) -> None:
+        while True:
+            async with self.database.reader.connect() as conn:
+                batch = await log.read_after(conn, self.position, limit=self.batch_size)
+            for activity in batch:
+                self.position = activity.id
+                self.bus.emit(activity.type, activity)
+            if batch:
+                async with self._advanced:
+                    self._advanced.notify_all()
+            if len(batch) < self.batch_size:
+                return

@@ -1,0 +1,141 @@
+"""The application: builds the runtime, wires the modules, and manages their lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import AsyncIterator
+from types import FrameType
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from syncstream.activities.bus import ActivityBus
+from syncstream.activities.tailer import LogTailer
+from syncstream.activities.transports import doorbell_from_url
+from syncstream.activities.writer import ActivityWriter
+from syncstream.config import Settings
+from syncstream.db.engine import Database
+from syncstream.db.migrate import upgrade
+from syncstream.errors import BodyLimitMiddleware, install_error_handlers
+from syncstream.metrics import Metrics
+from syncstream.modules.attachments.routes import router as attachments_router
+from syncstream.modules.memberships.routes import router as memberships_router
+from syncstream.modules.operations.routes import router as operations_router
+from syncstream.modules.organizations.routes import router as organizations_router
+from syncstream.modules.pages import stream_routes as pages_stream
+from syncstream.modules.pages.routes import router as pages_router
+from syncstream.modules.sync import routes as sync_stream
+from syncstream.modules.users.rate_limit import SignInLimiter
+from syncstream.modules.users.routes import router as users_router
+from syncstream.runtime import Runtime
+from syncstream.stream.manager import SubscriberManager
+from syncstream.stream.response import RawSendMiddleware
+from syncstream.stream.subscriber import Subscriber
+
+logger = logging.getLogger("syncstream")
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    database = Database.connect(settings.database_url)
+    doorbell = doorbell_from_url(settings.bus_url)
+    bus = ActivityBus()
+    subscribers: SubscriberManager[Subscriber] = SubscriberManager()
+    return Runtime(
+        settings=settings,
+        database=database,
+        doorbell=doorbell,
+        bus=bus,
+        writer=ActivityWriter(database, doorbell),
+        tailer=LogTailer(database, bus, doorbell, poll_seconds=settings.poll_seconds),
+        subscribers=subscribers,
+        metrics=Metrics(subscribers.count),
+    )
+
+
+def close_streams(runtime: Runtime, reason: str = "shutdown") -> None:
+    """End every open stream cleanly (clients resume elsewhere with Last-Event-ID)."""
+    for sub in runtime.subscribers.get_all():
+        sub.close(reason)
+
+
+def _close_streams_on_exit_signal(runtime: Runtime) -> None:
+    """Close streams as soon as the server is told to stop.
+
+    Servers such as uvicorn wait for open connections to finish before they run the
+    lifespan shutdown, and an SSE stream never finishes by itself: so on SIGTERM/SIGINT
+    we end every stream first (cleanly, clients resume elsewhere), then hand the signal
+    on to the server's own handler.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+
+        def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+            loop.call_soon_threadsafe(close_streams, runtime)
+            if callable(previous):
+                previous(signum, frame)
+
+        signal.signal(sig, handler)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    runtime = build_runtime(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await upgrade(runtime.database)
+        await runtime.tailer.start()
+        _close_streams_on_exit_signal(runtime)
+        logger.info("syncstream ready: database=%s bus=%s", runtime.database.dialect, settings.bus_url)
+        try:
+            yield
+        finally:
+            close_streams(runtime)
+            await runtime.tailer.stop()
+            await runtime.database.dispose()
+
+    app = FastAPI(
+        title="syncstream",
+        version="1.0.0",
+        summary="Every change of your data, live, to the clients allowed to see it.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.sign_in_limiter = SignInLimiter(settings.sign_in_attempts, settings.sign_in_window_seconds)
+    install_error_handlers(app)
+
+    # Stream routes first: /pages/stream must win over /pages/{page_id}.
+    app.include_router(pages_stream.router)
+    app.include_router(sync_stream.router)
+    for router in (
+        users_router,
+        organizations_router,
+        memberships_router,
+        attachments_router,
+        pages_router,
+        operations_router,
+    ):
+        app.include_router(router)
+    sync_stream.install(runtime)
+    pages_stream.install(runtime)
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["Retry-After"],
+        )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RawSendMiddleware)
+    return app

@@ -1,0 +1,1 @@
+"""Authentication: password hashes, session tokens, and who a request's caller is."""

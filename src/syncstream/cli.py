@@ -1,0 +1,171 @@
+"""``syncstream``: run the server and administer it from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import orjson
+
+from syncstream.config import DEFAULT_BUS_URL, Settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    # Workers are separate processes that build the app from the environment.
+    for name, value in (("SYNCSTREAM_DATABASE_URL", args.database_url), ("SYNCSTREAM_BUS_URL", args.bus_url)):
+        if value:
+            os.environ[name] = value
+    settings = Settings.from_env()
+    if args.workers > 1 and settings.bus_url == DEFAULT_BUS_URL:
+        if settings.database_url.startswith(("postgresql", "postgres:")):
+            # The database is shared already: let its LISTEN/NOTIFY ring across workers.
+            os.environ["SYNCSTREAM_BUS_URL"] = settings.database_url
+        else:
+            print(
+                "syncstream: --workers needs a bus that crosses processes; memory:// only reaches its own "
+                "process, so each worker would serve a partial stream. Give --bus-url postgresql://…, "
+                "redis://… or nats://… (with a PostgreSQL database, the database itself is used by default).",
+                file=sys.stderr,
+            )
+            return 2
+    uvicorn.run(
+        "syncstream.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        log_level=args.log_level,
+        access_log=args.access_log,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+async def _user_create(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from syncstream.auth.passwords import hash_password
+    from syncstream.auth.sessions import create_session
+    from syncstream.db.engine import Database
+    from syncstream.db.migrate import upgrade
+    from syncstream.db.schema import User
+    from syncstream.db.types import new_id, utcnow
+    from syncstream.modules.users.service import user_json
+
+    if len(args.password) < 8:
+        print("syncstream: the password must have at least 8 characters", file=sys.stderr)
+        return 2
+    settings = Settings.from_env().with_overrides(database_url=args.database_url)
+    database = Database.connect(settings.database_url)
+    try:
+        await upgrade(database)
+        async with AsyncSession(database.writer, expire_on_commit=False) as session, session.begin():
+            email = args.email.lower()
+            if await session.scalar(select(User.id).where(User.email == email)) is not None:
+                print(f"syncstream: a user with email {email!r} exists already", file=sys.stderr)
+                return 1
+            user = User(
+                id=new_id("usr"),
+                email=email,
+                name=args.name or email.split("@")[0],
+                password_hash=await hash_password(args.password),
+                role="admin" if args.admin else "user",
+                created_at=utcnow(),
+            )
+            session.add(user)
+            await session.flush()
+            token = await create_session(session, user.id)
+    finally:
+        await database.dispose()
+    print(orjson.dumps({"user": user_json(user), "token": token}).decode())
+    return 0
+
+
+def _parse_before(raw: str) -> datetime:
+    """An ISO 8601 time, or an age such as ``7d``, ``12h``, ``30m``."""
+    units = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+    if raw[-1:] in units and raw[:-1].isdigit():
+        return datetime.now(UTC) - timedelta(**{units[raw[-1]]: int(raw[:-1])})
+    value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def _prune(args: argparse.Namespace) -> int:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from syncstream.activities import log
+    from syncstream.db.engine import Database
+    from syncstream.db.migrate import upgrade
+
+    try:
+        before = _parse_before(args.before)
+    except ValueError:
+        print(
+            f"syncstream: --before takes an ISO 8601 time or an age like 7d, got {args.before!r}",
+            file=sys.stderr,
+        )
+        return 2
+    settings = Settings.from_env().with_overrides(database_url=args.database_url)
+    database = Database.connect(settings.database_url)
+    try:
+        await upgrade(database)
+        async with AsyncSession(database.writer) as session, session.begin():
+            deleted, mark = await log.prune(session, before)
+    finally:
+        await database.dispose()
+    print(orjson.dumps({"deleted": deleted, "prunedThrough": str(mark)}).decode())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="syncstream", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--database-url", help="sqlite:///path.db (default ./syncstream.db) or postgresql://…")
+    serve.add_argument("--bus-url", help="memory:// (default), postgresql://…, redis://…, nats://…")
+    serve.add_argument("--workers", type=int, default=1, help="server processes (needs a cross-process bus)")
+    serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False)
+    serve.set_defaults(run=_serve)
+
+    user = commands.add_parser("user", help="manage users").add_subparsers(dest="user_command", required=True)
+    create = user.add_parser("create", help="create a user and print it with a token")
+    create.add_argument("email")
+    create.add_argument("--password", required=True)
+    create.add_argument("--name")
+    create.add_argument("--admin", action="store_true", help="make a system admin")
+    create.add_argument("--database-url")
+    create.set_defaults(run=lambda a: asyncio.run(_user_create(a)))
+
+    activities = commands.add_parser("activities", help="manage the activity log").add_subparsers(
+        dest="activities_command", required=True
+    )
+    prune = activities.add_parser("prune", help="delete old activities (clients behind get must_refetch)")
+    prune.add_argument("--before", required=True, help="ISO 8601 time, or an age such as 30d")
+    prune.add_argument("--database-url")
+    prune.set_defaults(run=lambda a: asyncio.run(_prune(a)))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

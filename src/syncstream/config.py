@@ -1,0 +1,81 @@
+"""Settings, read once from the environment (and overridden by the CLI).
+
+A plain dataclass rather than pydantic-settings: there are a handful of values and
+the parsing rules fit on one screen, so another dependency would buy nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+DEFAULT_DATABASE_URL = "sqlite:///syncstream.db"
+DEFAULT_BUS_URL = "memory://"
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _env_list(name: str) -> tuple[str, ...]:
+    raw = os.environ.get(name, "")
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    bus_url: str = DEFAULT_BUS_URL
+    keepalive_seconds: float = 30.0
+    slow_consumer_messages: int = 1000
+    retry_ms: int = 5000
+    max_body_bytes: int = 1024 * 1024
+    #: How often each process reads the log even when no doorbell rang: the safety net
+    #: that makes a lost notification cost latency, never data.
+    poll_seconds: float = 1.0
+    catchup_page_size: int = 1000
+    cors_origins: tuple[str, ...] = field(default_factory=tuple)
+    #: Sign-in attempts allowed per account and per client address in one window.
+    sign_in_attempts: int = 10
+    sign_in_window_seconds: float = 60.0
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            database_url=os.environ.get("SYNCSTREAM_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            bus_url=os.environ.get("SYNCSTREAM_BUS_URL") or DEFAULT_BUS_URL,
+            keepalive_seconds=_env_float("SYNCSTREAM_KEEPALIVE_SECONDS", 30.0),
+            slow_consumer_messages=_env_int("SYNCSTREAM_SLOW_CONSUMER_MESSAGES", 1000),
+            retry_ms=_env_int("SYNCSTREAM_RETRY_MS", 5000),
+            max_body_bytes=_env_int("SYNCSTREAM_MAX_BODY_BYTES", 1024 * 1024),
+            poll_seconds=_env_float("SYNCSTREAM_POLL_SECONDS", 1.0),
+            cors_origins=_env_list("SYNCSTREAM_CORS_ORIGINS"),
+            sign_in_attempts=_env_int("SYNCSTREAM_SIGN_IN_ATTEMPTS", 10),
+            sign_in_window_seconds=_env_float("SYNCSTREAM_SIGN_IN_WINDOW_SECONDS", 60.0),
+        )
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """Return a copy with the given non-None values replaced (CLI flags win over env)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Database layer: engines, schema and migrations. Imports nothing else of syncstream."""

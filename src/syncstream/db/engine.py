@@ -1,0 +1,82 @@
+"""Engines for the two supported databases, with the settings each needs to be correct.
+
+SQLite gets two engines on one file: readers run in WAL mode beside the writer, and the
+writer is a single connection whose transactions start with ``BEGIN IMMEDIATE``. One
+writer connection turns SQLite's busy-wait (which sleeps and retries) into a fair asyncio
+queue, and ``IMMEDIATE`` takes the write lock up front so that a transaction that read
+first can never fail to upgrade to a writer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+
+def async_url(url: str) -> str:
+    """Map the URLs users write (``sqlite:///x.db``, ``postgresql://…``) to async drivers."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    raise ValueError(f"unsupported database URL {parsed.drivername!r}: use sqlite:///… or postgresql://…")
+
+
+def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
+    engine = create_async_engine(
+        url, pool_size=pool_size, max_overflow=0, pool_timeout=30, connect_args={"timeout": 30}
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Take over transaction control from the driver so BEGIN is ours to choose.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin)
+
+    return engine
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """The engines of one database. ``writer`` for transactions that change data."""
+
+    url: str
+    reader: AsyncEngine
+    writer: AsyncEngine
+
+    @property
+    def dialect(self) -> str:
+        return self.writer.dialect.name
+
+    @classmethod
+    def connect(cls, url: str) -> Database:
+        driver_url = async_url(url)
+        if make_url(driver_url).get_backend_name() == "sqlite":
+            reader = _sqlite_engine(driver_url, immediate=False, pool_size=8)
+            writer = _sqlite_engine(driver_url, immediate=True, pool_size=1)
+            return cls(url=url, reader=reader, writer=writer)
+        engine = create_async_engine(driver_url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+        return cls(url=url, reader=engine, writer=engine)
+
+    async def dispose(self) -> None:
+        await self.writer.dispose()
+        if self.reader is not self.writer:
+            await self.reader.dispose()

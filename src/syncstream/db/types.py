@@ -1,0 +1,58 @@
+"""Column types and value helpers shared by every table: opaque IDs and UTC times."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def new_id(prefix: str) -> str:
+    """An opaque ID such as ``att_3kq9x0m2c7d1p5ha``: 80 random bits, URL- and log-safe."""
+    return prefix + "_" + "".join(secrets.choice(_ALPHABET) for _ in range(16))
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, truncated to the millisecond the API shows (so stored == shown)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def iso_ms(value: datetime) -> str:
+    """``2026-11-27T19:00:00.000Z``: the one time format of the API."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return f"{value:%Y-%m-%dT%H:%M:%S}.{value.microsecond // 1000:03d}Z"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend.
+
+    SQLite stores naive values; PostgreSQL returns aware ones. Normalising here keeps
+    the rest of the code free of ``tzinfo`` checks.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected datetime, got {type(value).__name__}")
+        utc: datetime = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected datetime from the database, got {type(value).__name__}")
+        result: datetime = value
+        return result.replace(tzinfo=UTC) if result.tzinfo is None else result.astimezone(UTC)

@@ -1,0 +1,1 @@
+"""Domain modules: each owns its routes, its rules and (for streams) its handlers."""

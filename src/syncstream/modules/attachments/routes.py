@@ -1,0 +1,215 @@
+"""Attachments: org-scoped entities, readable and writable by whoever may read their scope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
+
+from syncstream import problems
+from syncstream.activities import log
+from syncstream.activities.model import NewActivity
+from syncstream.db.schema import Attachment, Project
+from syncstream.db.types import new_id, utcnow
+from syncstream.modules.attachments.schemas import (
+    EDITABLE,
+    AttachmentIn,
+    AttachmentPatch,
+    attachment_json,
+)
+from syncstream.modules.common import CallerDep, OrgInfo, ReaderDep, RuntimeDep, json_response, visible_org
+from syncstream.permissions import Access, Entity, is_allowed, read_scope
+
+router = APIRouter(tags=["attachments"])
+
+
+def _may(access: Access, org_id: str, project_id: str | None) -> bool:
+    return is_allowed(access, "write", Entity("attachment", org_id, project_id))
+
+
+async def _check_project(session: AsyncSession, org: OrgInfo, project_id: str | None) -> None:
+    if project_id is None:
+        return
+    owner = await session.scalar(select(Project.organization_id).where(Project.id == project_id))
+    if owner != org.id:
+        raise problems.not_found(f"project {project_id!r} not found in this organization")
+
+
+async def _replayed(runtime: Any, key: str) -> Response | None:
+    async with AsyncSession(runtime.database.reader) as session:
+        entity_id = await log.find_by_idempotency_key(session, key)
+        if entity_id is None:
+            return None
+        attachment = await session.get(Attachment, entity_id)
+        if attachment is None:
+            raise problems.conflict("this transactionId created an attachment that has since been deleted")
+        return json_response(attachment_json(attachment), 200)
+
+
+@router.post("/organizations/{org}/attachments", status_code=201, summary="Create an attachment")
+async def create_attachment(
+    org: str, body: AttachmentIn, caller: CallerDep, runtime: RuntimeDep, conn: ReaderDep
+) -> Response:
+    found = await visible_org(conn, caller, org)
+    await conn.rollback()
+    if not _may(caller.access, found.id, body.project_id):
+        raise problems.forbidden("you may not write attachments in that scope")
+    key = None
+    if body.tx is not None:
+        key = f"{caller.user_id}:{found.id}:attachment:{body.tx.transaction_id}"
+        replay = await _replayed(runtime, key)
+        if replay is not None:
+            return replay
+    now = utcnow()
+    attachment = Attachment(
+        id=new_id("att"),
+        organization_id=found.id,
+        project_id=body.project_id,
+        name=body.name,
+        url=body.url,
+        content_type=body.content_type,
+        size=body.size,
+        created_by=caller.user_id,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        async with runtime.writer.transaction() as tx:
+            await _check_project(tx.session, found, body.project_id)
+            tx.session.add(attachment)
+            await tx.session.flush()
+            await tx.record(
+                NewActivity(
+                    action="create",
+                    entity_type="attachment",
+                    entity_id=attachment.id,
+                    organization_id=found.id,
+                    project_id=attachment.project_id,
+                    user_id=caller.user_id,
+                    data=attachment_json(attachment),
+                    tx=body.tx.wire() if body.tx else None,
+                    idempotency_key=key,
+                )
+            )
+    except IntegrityError:
+        # Two identical creates raced: the other one won; answer with its entity.
+        raced = await _replayed(runtime, key) if key else None
+        if raced is None:
+            raise
+        return raced
+    return json_response(attachment_json(attachment), 201)
+
+
+@router.get("/organizations/{org}/attachments", summary="Attachments you can read")
+async def list_attachments(
+    org: str,
+    caller: CallerDep,
+    conn: ReaderDep,
+    project_id: str | None = Query(default=None, alias="projectId", max_length=64),
+) -> Response:
+    found = await visible_org(conn, caller, org)
+    scope = read_scope(caller.access, found.id)
+    t = Attachment.__table__
+    query = select(t).where(t.c.organization_id == found.id).order_by(t.c.created_at, t.c.id)
+    if project_id is not None:
+        query = query.where(t.c.project_id == project_id)
+    rows = await conn.execute(query)
+    items = [attachment_json(r) for r in rows if scope is not None and scope.allows(r.project_id)]
+    return json_response({"items": items})
+
+
+async def _readable(session: AsyncSession, caller: CallerDep, org: OrgInfo, attachment_id: str) -> Attachment:
+    attachment = await session.get(Attachment, attachment_id)
+    if (
+        attachment is None
+        or attachment.organization_id != org.id
+        or not is_allowed(caller.access, "read", Entity("attachment", org.id, attachment.project_id))
+    ):
+        raise problems.not_found(f"attachment {attachment_id!r} not found")
+    return attachment
+
+
+@router.get("/organizations/{org}/attachments/{attachment_id}", summary="One attachment")
+async def get_attachment(
+    org: str, attachment_id: str, caller: CallerDep, runtime: RuntimeDep, conn: ReaderDep
+) -> Response:
+    found = await visible_org(conn, caller, org)
+    async with AsyncSession(runtime.database.reader) as session:
+        attachment = await _readable(session, caller, found, attachment_id)
+    return json_response(attachment_json(attachment))
+
+
+@router.patch("/organizations/{org}/attachments/{attachment_id}", summary="Change an attachment")
+async def update_attachment(
+    org: str,
+    attachment_id: str,
+    body: AttachmentPatch,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    conn: ReaderDep,
+) -> Response:
+    found = await visible_org(conn, caller, org)
+    await conn.rollback()
+    given = body.model_dump(by_alias=True, exclude_unset=True)
+    if given.get("name", "") is None:
+        raise problems.Problem(422, "validation_error", "name may not be null")
+    async with runtime.writer.transaction() as tx:
+        attachment = await _readable(tx.session, caller, found, attachment_id)
+        changed: list[str] = []
+        for field, attr in EDITABLE.items():
+            if field in given and getattr(attachment, attr) != given[field]:
+                changed.append(field)
+        if "projectId" in changed:
+            await _check_project(tx.session, found, given["projectId"])
+            if not _may(caller.access, found.id, given["projectId"]):
+                raise problems.forbidden("you may not move the attachment into that project")
+        if changed:
+            for field in changed:
+                setattr(attachment, EDITABLE[field], given[field])
+            attachment.updated_at = utcnow()
+            await tx.session.flush()
+            await tx.record(
+                NewActivity(
+                    action="update",
+                    entity_type="attachment",
+                    entity_id=attachment.id,
+                    organization_id=found.id,
+                    project_id=attachment.project_id,
+                    user_id=caller.user_id,
+                    data=attachment_json(attachment),
+                    changed_keys=changed,
+                    tx=body.tx.wire() if body.tx else None,
+                )
+            )
+    return json_response(attachment_json(attachment))
+
+
+@router.delete(
+    "/organizations/{org}/attachments/{attachment_id}", status_code=204, summary="Delete an attachment"
+)
+async def delete_attachment(
+    org: str, attachment_id: str, caller: CallerDep, runtime: RuntimeDep, conn: ReaderDep
+) -> Response:
+    found = await visible_org(conn, caller, org)
+    await conn.rollback()
+    async with runtime.writer.transaction() as tx:
+        attachment = await _readable(tx.session, caller, found, attachment_id)
+        snapshot = attachment_json(attachment)
+        await tx.session.delete(attachment)
+        await tx.session.flush()
+        await tx.record(
+            NewActivity(
+                action="delete",
+                entity_type="attachment",
+                entity_id=attachment.id,
+                organization_id=found.id,
+                project_id=attachment.project_id,
+                user_id=caller.user_id,
+                data=snapshot,
+            )
+        )
+    return json_response(None, 204)

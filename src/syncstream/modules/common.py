@@ -1,0 +1,123 @@
+"""What every module needs: the runtime, the caller, JSON responses and org lookup."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.responses import Response
+
+from syncstream import problems
+from syncstream.auth.sessions import SESSION_COOKIE, Caller, authenticate
+from syncstream.db.schema import Organization
+from syncstream.db.types import iso_ms
+from syncstream.permissions import is_member
+from syncstream.runtime import Runtime
+
+
+class CamelModel(BaseModel):
+    """Request bodies: camelCase on the wire, unknown fields refused (a typo is an error)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class TxIn(CamelModel):
+    """Lets a client recognise its own writes in the stream, and replay a create safely."""
+
+    transaction_id: str = Field(min_length=1, max_length=64)
+    source_id: str = Field(min_length=1, max_length=64)
+    changed_field: str | None = Field(default=None, max_length=200)
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "transactionId": self.transaction_id,
+            "sourceId": self.source_id,
+            "changedField": self.changed_field,
+        }
+
+
+def json_response(data: Any, status_code: int = 200) -> Response:
+    if status_code == 204:
+        return Response(status_code=204)
+    return Response(orjson.dumps(data), status_code=status_code, media_type="application/json")
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+        return None
+    return request.cookies.get(SESSION_COOKIE)
+
+
+async def reader(runtime: RuntimeDep) -> AsyncIterator[AsyncConnection]:
+    async with runtime.database.reader.connect() as conn:
+        yield conn
+
+
+ReaderDep = Annotated[AsyncConnection, Depends(reader)]
+
+
+async def current_caller(request: Request, runtime: RuntimeDep) -> Caller:
+    token = bearer_token(request)
+    if token is None:
+        raise problems.unauthorized()
+    async with runtime.database.reader.connect() as conn:
+        caller = await authenticate(conn, token)
+    if caller is None:
+        raise problems.unauthorized()
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(current_caller)]
+
+
+@dataclass(frozen=True, slots=True)
+class OrgInfo:
+    id: str
+    name: str
+    slug: str
+    created_at: datetime
+
+
+def org_json(org: OrgInfo) -> dict[str, Any]:
+    return {"id": org.id, "name": org.name, "slug": org.slug, "createdAt": iso_ms(org.created_at)}
+
+
+async def find_org(conn: AsyncConnection, id_or_slug: str) -> OrgInfo | None:
+    t = Organization.__table__
+    row = (
+        await conn.execute(
+            select(t.c.id, t.c.name, t.c.slug, t.c.created_at).where(
+                or_(t.c.id == id_or_slug, t.c.slug == id_or_slug)
+            )
+        )
+    ).first()
+    return None if row is None else OrgInfo(*row)
+
+
+async def visible_org(conn: AsyncConnection, caller: Caller, id_or_slug: str) -> OrgInfo:
+    """The org, if the caller may see it; a 404 otherwise, the same as for a missing org,
+    so that outsiders cannot learn which organizations exist."""
+    org = await find_org(conn, id_or_slug)
+    if org is None or not is_member(caller.access, org.id):
+        raise problems.not_found(f"organization {id_or_slug!r} not found")
+    return org

@@ -1,0 +1,49 @@
+"""Health and metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy import text
+from starlette.responses import Response
+
+from syncstream.metrics import CONTENT_TYPE
+from syncstream.modules.common import RuntimeDep, json_response
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", summary="Liveness of the database and the bus; 503 names the failing part")
+async def health(runtime: RuntimeDep) -> Response:
+    database = "ok"
+    try:
+        async with runtime.database.reader.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception:  # any failure to reach it is "down", whatever the driver raises
+        database = "unavailable"
+    bus = "ok" if runtime.doorbell.healthy else "unavailable"
+    body = {
+        "status": "ok" if database == bus == "ok" else "unavailable",
+        "database": database,
+        "bus": bus,
+        "subscribers": runtime.subscribers.count(),
+    }
+    if body["status"] == "ok":
+        return json_response(body)
+    failing = [name for name in ("database", "bus") if body[name] != "ok"]
+    response = json_response(
+        {
+            **body,
+            "type": "unavailable",
+            "title": "Service unavailable",
+            "status": 503,
+            "detail": f"unavailable: {', '.join(failing)}",
+        },
+        503,
+    )
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(runtime: RuntimeDep) -> Response:
+    return Response(runtime.metrics.render(), media_type=CONTENT_TYPE)

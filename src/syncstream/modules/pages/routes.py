@@ -1,0 +1,160 @@
+"""Pages: public to read, written by system admins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import Field
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
+
+from syncstream import problems
+from syncstream.activities import log
+from syncstream.activities.model import NewActivity
+from syncstream.auth.sessions import Caller
+from syncstream.db.schema import Page
+from syncstream.db.types import iso_ms, new_id, utcnow
+from syncstream.modules.common import CallerDep, CamelModel, ReaderDep, RuntimeDep, TxIn, json_response
+from syncstream.permissions import Entity, is_allowed
+
+router = APIRouter(tags=["pages"])
+
+EDITABLE = ("title", "content")
+
+
+class PageIn(CamelModel):
+    title: str = Field(min_length=1, max_length=500)
+    content: str = Field(max_length=512 * 1024)
+    tx: TxIn | None = None
+
+
+class PagePatch(CamelModel):
+    title: str | None = Field(default=None, min_length=1, max_length=500)
+    content: str | None = Field(default=None, max_length=512 * 1024)
+    tx: TxIn | None = None
+
+
+def page_json(p: Any) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "title": p.title,
+        "content": p.content,
+        "createdBy": p.created_by,
+        "createdAt": iso_ms(p.created_at),
+        "updatedAt": iso_ms(p.updated_at),
+    }
+
+
+def _require_writer(caller: Caller) -> None:
+    if not is_allowed(caller.access, "write", Entity("page")):
+        raise problems.forbidden("only system admins may write pages")
+
+
+def _page_activity(action: Any, page: Page, caller: Caller, **extra: Any) -> NewActivity:
+    # Page messages always carry tx: null (the public stream must not reveal who wrote),
+    # so tx is never stored for pages; the idempotency key still is.
+    return NewActivity(
+        action=action,
+        entity_type="page",
+        entity_id=page.id,
+        organization_id=None,
+        project_id=None,
+        user_id=caller.user_id,
+        data=page_json(page),
+        **extra,
+    )
+
+
+async def _replayed(runtime: Any, key: str) -> Response | None:
+    async with AsyncSession(runtime.database.reader) as session:
+        entity_id = await log.find_by_idempotency_key(session, key)
+        if entity_id is None:
+            return None
+        page = await session.get(Page, entity_id)
+        if page is None:
+            raise problems.conflict("this transactionId created a page that has since been deleted")
+        return json_response(page_json(page), 200)
+
+
+@router.post("/pages", status_code=201, summary="Create a page (system admin)")
+async def create_page(body: PageIn, caller: CallerDep, runtime: RuntimeDep) -> Response:
+    _require_writer(caller)
+    key = f"{caller.user_id}:-:page:{body.tx.transaction_id}" if body.tx else None
+    if key is not None and (replay := await _replayed(runtime, key)) is not None:
+        return replay
+    now = utcnow()
+    page = Page(
+        id=new_id("pg"),
+        title=body.title,
+        content=body.content,
+        created_by=caller.user_id,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        async with runtime.writer.transaction() as tx:
+            tx.session.add(page)
+            await tx.session.flush()
+            await tx.record(_page_activity("create", page, caller, idempotency_key=key))
+    except IntegrityError:
+        raced = await _replayed(runtime, key) if key else None
+        if raced is None:
+            raise
+        return raced
+    return json_response(page_json(page), 201)
+
+
+@router.get("/pages", summary="All pages (public)")
+async def list_pages(conn: ReaderDep) -> Response:
+    t = Page.__table__
+    rows = await conn.execute(select(t).order_by(t.c.created_at, t.c.id))
+    return json_response({"items": [page_json(r) for r in rows]})
+
+
+@router.get("/pages/{page_id}", summary="One page (public)")
+async def get_page(page_id: str, conn: ReaderDep) -> Response:
+    t = Page.__table__
+    row = (await conn.execute(select(t).where(t.c.id == page_id))).first()
+    if row is None:
+        raise problems.not_found(f"page {page_id!r} not found")
+    return json_response(page_json(row))
+
+
+async def _page(session: AsyncSession, page_id: str) -> Page:
+    page = await session.get(Page, page_id)
+    if page is None:
+        raise problems.not_found(f"page {page_id!r} not found")
+    return page
+
+
+@router.patch("/pages/{page_id}", summary="Change a page (system admin)")
+async def update_page(page_id: str, body: PagePatch, caller: CallerDep, runtime: RuntimeDep) -> Response:
+    _require_writer(caller)
+    given = body.model_dump(exclude_unset=True, exclude={"tx"})
+    if any(given.get(field, "") is None for field in EDITABLE):
+        raise problems.Problem(422, "validation_error", "title and content may not be null")
+    async with runtime.writer.transaction() as tx:
+        page = await _page(tx.session, page_id)
+        changed = [f for f in EDITABLE if f in given and getattr(page, f) != given[f]]
+        if changed:
+            for field in changed:
+                setattr(page, field, given[field])
+            page.updated_at = utcnow()
+            await tx.session.flush()
+            await tx.record(_page_activity("update", page, caller, changed_keys=changed))
+    return json_response(page_json(page))
+
+
+@router.delete("/pages/{page_id}", status_code=204, summary="Delete a page (system admin)")
+async def delete_page(page_id: str, caller: CallerDep, runtime: RuntimeDep) -> Response:
+    _require_writer(caller)
+    async with runtime.writer.transaction() as tx:
+        page = await _page(tx.session, page_id)
+        activity = _page_activity("delete", page, caller)
+        await tx.session.delete(page)
+        await tx.session.flush()
+        await tx.record(activity)
+    return json_response(None, 204)

@@ -1,0 +1,130 @@
+"""Glue every stream type shares: parameters, cursor checks, JSON mode and SSE wiring.
+
+A stream type (see ``sync/stream.py`` and ``pages/stream.py``) supplies its subscriber,
+its filter and how to read its slice of the log; this module turns those into the
+contract's two modes, so both streams behave the same at every edge.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from syncstream import problems
+from syncstream.activities import log
+from syncstream.activities.model import Activity, render_message
+from syncstream.runtime import Runtime
+from syncstream.stream.catchup import CatchUpPage, replay
+from syncstream.stream.cursor import (
+    CursorOutOfRange,
+    InvalidParameter,
+    Offset,
+    Resolved,
+    parse_entity_types,
+    parse_limit,
+    parse_live,
+    parse_offset,
+    resolve,
+)
+from syncstream.stream.helpers import change_frame
+from syncstream.stream.response import SSEResponse
+from syncstream.stream.subscriber import Subscriber
+
+logger = logging.getLogger("syncstream.stream")
+
+#: Reads activities after an ID, already narrowed (in SQL) to what the caller may see.
+ReadAfter = Callable[[int, int], Awaitable[list[Activity]]]
+Accept = Callable[[Activity], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamParams:
+    offset: Offset
+    live: bool
+    entity_types: frozenset[str] | None
+    limit: int
+
+
+def parse_params(request: Request, known_types: Collection[str]) -> StreamParams:
+    query = request.query_params
+    try:
+        for name in ("offset", "live", "entityTypes", "limit"):
+            if len(query.getlist(name)) > 1:
+                raise InvalidParameter(name, f"{name} may be given only once")
+        return StreamParams(
+            offset=parse_offset(query.get("offset"), request.headers.get("last-event-id")),
+            live=parse_live(query.get("live")),
+            entity_types=parse_entity_types(query.get("entityTypes"), known_types),
+            limit=parse_limit(query.get("limit")),
+        )
+    except InvalidParameter as exc:
+        raise problems.bad_request(exc.detail) from exc
+
+
+async def resolve_offset(runtime: Runtime, offset: Offset) -> Resolved:
+    async with runtime.database.reader.connect() as conn:
+        newest = await log.newest_id(conn)
+        pruned = await log.pruned_through(conn)
+    try:
+        return resolve(offset, newest=newest, pruned_through=pruned)
+    except CursorOutOfRange as exc:
+        raise problems.must_refetch(str(exc)) from exc
+
+
+async def json_page(read_after: ReadAfter, accept: Accept, resolved: Resolved, limit: int) -> Response:
+    """One page of catch-up as JSON; ``cursor`` goes back in as ``offset`` for the next."""
+    rows = await read_after(resolved.after, limit + 1)
+    has_more = len(rows) > limit
+    messages = [render_message(a) for a in rows[:limit] if accept(a)]
+    cursor = rows[min(len(rows), limit) - 1].id if rows else resolved.reported
+    cursor_json = b"null" if cursor is None else b'"%d"' % cursor
+    body = b'{"activities":[%s],"cursor":%s,"hasMore":%s}' % (
+        b",".join(messages),
+        cursor_json,
+        b"true" if has_more else b"false",
+    )
+    return Response(body, media_type="application/json")
+
+
+def open_sse(
+    runtime: Runtime,
+    subscriber: Subscriber,
+    *,
+    stream: str,
+    read_after: ReadAfter,
+    accept: Accept,
+    resolved: Resolved,
+) -> SSEResponse:
+    """The SSE response for a subscriber; it registers itself before catch-up reads."""
+    page_size = runtime.settings.catchup_page_size
+    metrics = runtime.metrics
+
+    async def fetch_page(after: int) -> CatchUpPage:
+        rows = await read_after(after, page_size)
+        frames = [(a.id, change_frame(a.id, render_message(a))) for a in rows if accept(a)]
+        metrics.messages_sent.inc(len(frames))
+        return CatchUpPage(frames, rows[-1].id if rows else after, complete=len(rows) < page_size)
+
+    def opened(sub: Subscriber) -> None:
+        runtime.subscribers.register(sub)
+        metrics.connections.labels(stream).inc()
+        logger.info("stream open %s %s after=%s", stream, sub.id, resolved.after)
+
+    def closed(sub: Subscriber) -> None:
+        runtime.subscribers.unregister(sub)
+        if sub.close_reason == "slow_consumer":
+            metrics.slow_consumer_disconnects.inc()
+        logger.info("stream closed %s %s reason=%s cursor=%s", stream, sub.id, sub.close_reason, sub.cursor)
+
+    return SSEResponse(
+        subscriber,
+        replay(subscriber, fetch_page, resolved.reported),
+        on_open=opened,
+        on_close=closed,
+        keepalive_seconds=runtime.settings.keepalive_seconds,
+        retry_ms=runtime.settings.retry_ms,
+    )

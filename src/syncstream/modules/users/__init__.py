@@ -1,0 +1,1 @@
+"""Users: sign-up, sign-in, sign-out and ``/me``."""

@@ -1,0 +1,129 @@
+"""Authentication routes of the contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import EmailStr, Field
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from starlette.responses import Response
+
+from syncstream import problems
+from syncstream.activities.model import NewActivity
+from syncstream.auth.passwords import hash_password, verify_password
+from syncstream.auth.sessions import SESSION_COOKIE, create_session
+from syncstream.db.schema import Membership, Session, User
+from syncstream.db.types import iso_ms, new_id, utcnow
+from syncstream.modules.common import CallerDep, CamelModel, ReaderDep, RuntimeDep, json_response
+from syncstream.modules.memberships.service import membership_json
+from syncstream.modules.users.rate_limit import SignInLimiter
+from syncstream.modules.users.service import user_json
+
+router = APIRouter(tags=["auth"])
+
+
+class SignUpIn(CamelModel):
+    email: EmailStr = Field(max_length=320)
+    password: str = Field(min_length=8, max_length=1024)
+    name: str = Field(min_length=1, max_length=200)
+
+
+class SignInIn(CamelModel):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+
+
+def _session_cookie(request: Request, token: str) -> dict[str, Any]:
+    return {
+        "key": SESSION_COOKIE,
+        "value": token,
+        "httponly": True,
+        "samesite": "lax",
+        "path": "/",
+        "secure": request.url.scheme == "https",
+    }
+
+
+@router.post("/auth/sign-up", status_code=201, summary="Create an account")
+async def sign_up(body: SignUpIn, runtime: RuntimeDep, request: Request) -> Response:
+    password_hash = await hash_password(body.password)
+    user = User(
+        id=new_id("usr"),
+        email=body.email.lower(),
+        name=body.name,
+        password_hash=password_hash,
+        role="user",
+        created_at=utcnow(),
+    )
+    try:
+        async with runtime.writer.transaction() as tx:
+            taken = await tx.session.scalar(select(func.count()).where(User.email == user.email))
+            if taken:
+                raise problems.conflict(f"the email {user.email!r} is already registered")
+            tx.session.add(user)
+            await tx.session.flush()
+            token = await create_session(tx.session, user.id)
+    except IntegrityError as exc:
+        raise problems.conflict(f"the email {user.email!r} is already registered") from exc
+    response = json_response({"user": user_json(user), "token": token}, 201)
+    response.set_cookie(**_session_cookie(request, token))
+    return response
+
+
+@router.post("/auth/sign-in", summary="Sign in and receive a token (and a session cookie)")
+async def sign_in(body: SignInIn, runtime: RuntimeDep, request: Request, conn: ReaderDep) -> Response:
+    limiter: SignInLimiter = request.app.state.sign_in_limiter
+    email = body.email.lower()
+    address = request.client.host if request.client else "unknown"
+    limiter.check(email, address)
+    row = (await conn.execute(select(User.__table__).where(User.email == email))).first()
+    await conn.rollback()
+    user = User(**row._asdict()) if row is not None else None
+    if not await verify_password(user.password_hash if user else None, body.password) or user is None:
+        limiter.failed(email, address)
+        raise problems.unauthorized("Wrong email or password.")
+    limiter.succeeded(email)
+    async with runtime.writer.transaction() as tx:
+        token = await create_session(tx.session, user.id)
+    response = json_response({"user": user_json(user), "token": token})
+    response.set_cookie(**_session_cookie(request, token))
+    return response
+
+
+@router.post("/auth/sign-out", status_code=204, summary="End this session; its streams end too")
+async def sign_out(caller: CallerDep, runtime: RuntimeDep) -> Response:
+    async with runtime.writer.transaction() as tx:
+        await tx.session.execute(delete(Session).where(Session.id == caller.session_id))
+        await tx.record(
+            NewActivity(
+                action="delete",
+                entity_type="session",
+                entity_id=caller.session_id,
+                organization_id=None,
+                project_id=None,
+                user_id=caller.user_id,
+                data=None,
+            )
+        )
+    response = json_response(None, 204)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+    return response
+
+
+@router.get("/me", summary="The caller and its memberships")
+async def me(caller: CallerDep, conn: ReaderDep) -> Response:
+    rows = await conn.execute(
+        select(Membership.__table__)
+        .where(Membership.user_id == caller.user_id)
+        .order_by(Membership.created_at)
+    )
+    user = {
+        "id": caller.user_id,
+        "email": caller.email,
+        "name": caller.name,
+        "role": caller.role,
+        "createdAt": iso_ms(caller.created_at),
+    }
+    return json_response({"user": user, "memberships": [membership_json(r) for r in rows]})

@@ -1,0 +1,27 @@
+"""The running parts of one server process, built once at start and shared by modules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from syncstream.activities.bus import ActivityBus
+from syncstream.activities.tailer import LogTailer
+from syncstream.activities.transports import Doorbell
+from syncstream.activities.writer import ActivityWriter
+from syncstream.config import Settings
+from syncstream.db.engine import Database
+from syncstream.metrics import Metrics
+from syncstream.stream.manager import SubscriberManager
+from syncstream.stream.subscriber import Subscriber
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    database: Database
+    doorbell: Doorbell
+    bus: ActivityBus
+    writer: ActivityWriter
+    tailer: LogTailer
+    subscribers: SubscriberManager[Subscriber]
+    metrics: Metrics

@@ -1,0 +1,59 @@
+"""Catch-up: replay what a subscriber missed, then hand over to live delivery.
+
+The subscriber is already registered (and so buffering live deliveries) when this
+runs. Reading pages of the log until one comes back complete, then calling
+:meth:`Subscriber.go_live`, leaves no window in which an activity could be neither
+read here nor delivered live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from syncstream.stream.helpers import offset_frame
+from syncstream.stream.subscriber import Subscriber
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUpPage:
+    """One read of the log: the frames this subscriber may see, ascending by ID.
+
+    ``scanned_through`` is the highest ID the read covered (visible or not), so the
+    next read starts after it; ``complete`` means the read reached the end of the log.
+    """
+
+    frames: list[tuple[int, bytes]]
+    scanned_through: int
+    complete: bool
+
+
+FetchPage = Callable[[int], Awaitable[CatchUpPage]]
+
+
+async def replay(subscriber: Subscriber, fetch_page: FetchPage, reported: int | None) -> AsyncIterator[bytes]:
+    """Yield catch-up bytes to write, ending with the ``offset`` frame.
+
+    ``reported`` is the cursor the offset frame names when nothing is sent (the
+    resolved offset); otherwise it names the last activity sent.
+    """
+    after = subscriber.cursor
+    last_sent = reported
+    while not subscriber.closed:
+        page = await fetch_page(after)
+        chunk = []
+        for activity_id, frame in page.frames:
+            if activity_id > subscriber.cursor:
+                subscriber.cursor = activity_id
+                last_sent = activity_id
+                chunk.append(frame)
+        if chunk:
+            yield b"".join(chunk)
+        after = max(after, page.scanned_through)
+        if page.complete:
+            # The offset frame is built before go_live() moves the cursor over the
+            # deliveries held during catch-up: those follow it as live frames.
+            frame = offset_frame(last_sent)
+            if subscriber.go_live():
+                yield frame
+                return

@@ -1,0 +1,53 @@
+"""SSE frames of the stream protocol, and helpers that queue them on a subscriber.
+
+Frames are encoded once and shared: a change frame built for one activity is the same
+``bytes`` object in every subscriber's outbox.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from syncstream.stream.sse import encode_data_frame, encode_frame
+from syncstream.stream.subscriber import Subscriber
+
+PING_FRAME = b"event: ping\ndata: pong\n\n"
+
+
+def change_frame(activity_id: int, message: bytes) -> bytes:
+    """``event: change`` with the activity ID as the SSE ``id`` (what ``Last-Event-ID`` resumes from)."""
+    return encode_data_frame(b"change", str(activity_id).encode(), message)
+
+
+def offset_frame(cursor: int | None) -> bytes:
+    body = orjson.dumps({"cursor": None if cursor is None else str(cursor)})
+    return encode_frame(event="offset", data=body)
+
+
+def retry_frame(milliseconds: int) -> bytes:
+    return encode_frame(retry=milliseconds)
+
+
+def error_frame(type_: str, status: int, detail: str, title: str | None = None) -> bytes:
+    body = {"type": type_, "title": title or type_.replace("_", " ").capitalize(), "status": status}
+    body["detail"] = detail
+    return encode_frame(event="error", data=orjson.dumps(body))
+
+
+def write_change(subscriber: Subscriber, activity_id: int, frame: bytes) -> None:
+    subscriber.deliver(activity_id, frame)
+
+
+def write_offset(subscriber: Subscriber, cursor: int | None) -> None:
+    subscriber.push(offset_frame(cursor))
+
+
+def write_ping(subscriber: Subscriber) -> None:
+    subscriber.push(PING_FRAME)
+
+
+async def keep_alive(subscriber: Subscriber, interval: float) -> None:
+    """Wait until the subscriber has something to write; after ``interval`` of silence,
+    queue a ping so that proxies keep the connection and a dead peer is noticed."""
+    if not await subscriber.wait(interval):
+        write_ping(subscriber)

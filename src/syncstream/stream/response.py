@@ -1,0 +1,163 @@
+"""The ASGI side of one SSE stream: writes catch-up, then the subscriber's outbox.
+
+A plain ASGI callable rather than Starlette's ``StreamingResponse``: it needs to write
+whatever is queued as one coalesced write, to notice a client that went away without
+waiting for the next write, and to cut a client that stopped reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
+
+from syncstream.stream.helpers import error_frame, keep_alive, retry_frame
+from syncstream.stream.subscriber import Subscriber
+
+logger = logging.getLogger("syncstream.stream")
+
+#: Scope key under which :class:`RawSendMiddleware` leaves the server's own ``send``.
+RAW_SEND_KEY = "syncstream.raw_send"
+#: How long a cut slow consumer gets to take its error frame before the socket is aborted.
+CUT_GRACE_SECONDS = 2.0
+
+SSE_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class RawSendMiddleware:
+    """Outermost middleware: remembers the server's ``send`` so a stream can reach the
+    transport (through uvicorn's request cycle) to abort a connection stuck on a full
+    socket. Without it, a stuck writer would hold the connection until the peer reads."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[RAW_SEND_KEY] = send
+        await self.app(scope, receive, send)
+
+
+def _transport(scope: Scope) -> asyncio.Transport | None:
+    raw = scope.get(RAW_SEND_KEY)
+    transport = getattr(getattr(raw, "__self__", None), "transport", None)
+    return transport if isinstance(transport, asyncio.BaseTransport) else None  # type: ignore[return-value]
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+class SSEResponse(Response):
+    """Drives one registered subscriber until it closes or the client leaves.
+
+    A :class:`Response` only so that frameworks pass it through untouched; it builds
+    its own headers and never uses ``body``.
+    """
+
+    def __init__(
+        self,
+        subscriber: Subscriber,
+        catch_up: AsyncIterator[bytes],
+        *,
+        on_open: Callable[[Subscriber], None],
+        on_close: Callable[[Subscriber], None],
+        keepalive_seconds: float,
+        retry_ms: int,
+        extra_headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        self.subscriber = subscriber
+        self.catch_up = catch_up
+        self.on_open = on_open
+        self.on_close = on_close
+        self.keepalive_seconds = keepalive_seconds
+        self.retry_ms = retry_ms
+        self.raw_headers = SSE_HEADERS + (extra_headers or [])
+        self.status_code = 200
+        self.background = None
+        self._writing = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        subscriber = self.subscriber
+        # Registered before catch-up reads the log: what commits meanwhile is held,
+        # not lost (see stream.catchup).
+        self.on_open(subscriber)
+        transport = _transport(scope)
+        if transport is not None:
+            subscriber.on_overflow = lambda sub: self._cut(transport, sub)
+        watcher = asyncio.create_task(self._watch_disconnect(receive))
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            await self._write(send, retry_frame(self.retry_ms))
+            await self._write_catch_up(send)
+            await self._write_live(send)
+        except OSError:
+            subscriber.close("client_disconnected")
+        finally:
+            watcher.cancel()
+            subscriber.close(subscriber.close_reason or "ended")
+            self.on_close(subscriber)
+            with contextlib.suppress(OSError, RuntimeError):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _write(self, send: Send, data: bytes) -> None:
+        message: Message = {"type": "http.response.body", "body": data, "more_body": True}
+        self._writing = True
+        try:
+            await send(message)
+        finally:
+            self._writing = False
+
+    async def _write_catch_up(self, send: Send) -> None:
+        subscriber = self.subscriber
+        try:
+            async for chunk in self.catch_up:
+                if subscriber.closed:
+                    return
+                await self._write(send, chunk)
+        except (OSError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # the log became unreadable mid-stream
+            logger.warning("catch-up failed for %s: %s", subscriber.id, exc)
+            subscriber.close(
+                "unavailable",
+                error_frame("unavailable", 503, "The activity log is unavailable; reconnect to resume."),
+                discard_queued=True,
+            )
+
+    async def _write_live(self, send: Send) -> None:
+        subscriber = self.subscriber
+        while True:
+            data = subscriber.take_all()
+            if data is None:
+                return
+            if data:
+                await self._write(send, data)
+            else:
+                await keep_alive(subscriber, self.keepalive_seconds)
+
+    async def _watch_disconnect(self, receive: Receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self.subscriber.close("client_disconnected", discard_queued=True)
+                return
+
+    def _cut(self, transport: asyncio.Transport, subscriber: Subscriber) -> None:
+        if not self._writing or transport.is_closing():
+            return  # the writer is free and will send the error frame itself
+        # The writer is stuck on a full socket: put the error frame behind what is
+        # buffered (the peer sees it if it ever reads), then close; abort if it never does.
+        data = subscriber.take_all() or b""
+        transport.write(_chunk(data) + b"0\r\n\r\n")
+        transport.close()
+        asyncio.get_running_loop().call_later(CUT_GRACE_SECONDS, transport.abort)

@@ -1,0 +1,142 @@
+"""A subscriber: one open stream's position, outbox and catch-up hand-over.
+
+Routing calls :meth:`Subscriber.deliver`, which never awaits: it appends pre-encoded
+bytes to a bounded outbox and wakes the connection's writer. A subscriber whose outbox
+overflows is cut (it resumes with ``Last-Event-ID`` and loses nothing), so one client
+that does not read can never hold back routing for the others.
+
+Catch-up and live delivery meet without gap or duplicate: the subscriber is registered
+*before* catch-up starts; live deliveries made meanwhile are held in ``_pending``; when
+catch-up has read everything, :meth:`go_live` releases the held ones newer than what
+catch-up sent. Activity IDs are integers in commit order, so "newer" is a comparison.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import deque
+from collections.abc import Callable
+
+_ids = itertools.count(1)
+_TIMED_OUT = object()
+
+
+class Subscriber:
+    """Base type for every stream's subscriber; modules subclass it with their own state."""
+
+    def __init__(self, *, index_key: str | None, cursor: int, max_queued: int = 1000) -> None:
+        self.id = f"sub-{next(_ids)}"
+        self.index_key = index_key
+        #: Highest activity ID handed to this subscriber (sent, or queued to send).
+        self.cursor = cursor
+        self.max_queued = max_queued
+        self.live = False
+        self.closed = False
+        self.close_reason: str | None = None
+        #: Called when the outbox overflows, to cut a connection whose writer is stuck.
+        self.on_overflow: Callable[[Subscriber], None] | None = None
+        self._pending: list[tuple[int, bytes]] = []
+        self._pending_overflowed = False
+        self._queue: deque[bytes] = deque()
+        self._waiter: asyncio.Future[object] | None = None
+
+    # -- routing side (synchronous, never waits) ---------------------------------------
+
+    def deliver(self, activity_id: int, frame: bytes) -> None:
+        """Hand over one activity's frame, in ascending ID order."""
+        if self.closed:
+            return
+        if not self.live:
+            if len(self._pending) >= self.max_queued:
+                # Too much arrived during catch-up: forget it and let catch-up read it
+                # from the log instead of growing without bound.
+                self._pending.clear()
+                self._pending_overflowed = True
+            elif not self._pending_overflowed:
+                self._pending.append((activity_id, frame))
+            return
+        if activity_id <= self.cursor:
+            return
+        self.cursor = activity_id
+        self.push(frame)
+
+    def push(self, frame: bytes) -> None:
+        """Queue raw bytes (a change, a ping); cut the subscriber when the outbox is full."""
+        if self.closed:
+            return
+        if len(self._queue) >= self.max_queued:
+            self._overflow()
+            return
+        self._queue.append(frame)
+        self._wake()
+
+    def close(self, reason: str, final_frame: bytes | None = None, *, discard_queued: bool = False) -> None:
+        """End the stream once the outbox is written (``final_frame`` last)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = reason
+        if discard_queued:
+            self._queue.clear()
+        if final_frame is not None:
+            self._queue.append(final_frame)
+        self._pending.clear()
+        self._wake()
+
+    def _overflow(self) -> None:
+        from syncstream.stream.helpers import error_frame
+
+        self.close(
+            "slow_consumer",
+            error_frame("slow_consumer", 409, "The client did not read its stream fast enough."),
+            discard_queued=True,
+        )
+        if self.on_overflow is not None:
+            self.on_overflow(self)
+
+    def _wake(self, value: object = None) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(value)
+
+    # -- connection side ----------------------------------------------------------------
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def go_live(self) -> bool:
+        """Switch from catch-up to live. False means catch-up must read the log again
+        (deliveries overflowed while it ran); call again after that."""
+        if self._pending_overflowed:
+            self._pending_overflowed = False
+            self._pending.clear()
+            return False
+        pending, self._pending = self._pending, []
+        self.live = True
+        for activity_id, frame in pending:
+            self.deliver(activity_id, frame)
+        return True
+
+    def take_all(self) -> bytes | None:
+        """Everything queued, as one write; None when closed and drained."""
+        if self._queue:
+            data = b"".join(self._queue)
+            self._queue.clear()
+            return data
+        return None if self.closed else b""
+
+    async def wait(self, idle_seconds: float) -> bool:
+        """Wait until something is queued or the subscriber closes; False on timeout."""
+        if self._queue or self.closed:
+            return True
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[object] = loop.create_future()
+        self._waiter = waiter
+        timer = loop.call_later(idle_seconds, self._wake, _TIMED_OUT)
+        try:
+            return await waiter is not _TIMED_OUT
+        finally:
+            timer.cancel()
+            self._waiter = None
