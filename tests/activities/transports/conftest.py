@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+
 from services import require_nats, require_postgres, require_redis
 
 from .support import Bells, TcpProxy

@@ -13,7 +13,7 @@ import pytest
 
 from syncstream.activities.transports import Doorbell
 
-from .support import Bells, Recorder, TcpProxy, eventually
+from .support import WAIT, Bells, Recorder, TcpProxy, eventually
 
 
 async def both_healthy(*bells: Doorbell) -> None:
@@ -106,6 +106,18 @@ class NetworkDoorbellContract(DoorbellContract):
         await heard.wait_for_unknown()  # rings may have been missed while it was down
         await bell.ring(2)
         await heard.wait_for_ids([2])
+
+    async def test_closes_promptly_while_the_bus_is_down(
+        self, bells: Bells, proxy: TcpProxy, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.WARNING, logger="syncstream.bus")
+        proxy.accepting = False
+        bell, _ = await bells.start(url=proxy.url)
+        await eventually("a failed connection attempt logged", lambda: logged(caplog, "cannot connect"))
+
+        await asyncio.wait_for(bell.close(), WAIT)  # the bound only catches a hang
+
+        assert not bell.healthy
 
     async def test_recovers_from_a_network_drop(
         self, bells: Bells, proxy: TcpProxy, caplog: pytest.LogCaptureFixture

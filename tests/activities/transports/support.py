@@ -51,7 +51,7 @@ async def eventually(what: str, condition: Callable[[], bool]) -> None:
     """Wait for a state that has no event to await (such as `healthy`), by checking it often."""
     try:
         async with asyncio.timeout(WAIT):
-            while not condition():
+            while not condition():  # noqa: ASYNC110 - a property such as `healthy` has no event to await
                 await asyncio.sleep(0.01)
     except TimeoutError:
         raise AssertionError(f"{what} did not happen within {WAIT} s") from None
@@ -67,11 +67,12 @@ class TcpProxy:
 
     def __init__(self, upstream_url: str) -> None:
         parts = urlsplit(upstream_url)
-        assert parts.hostname is not None and parts.port is not None, upstream_url
+        assert parts.hostname is not None, upstream_url
+        assert parts.port is not None, upstream_url
         self._upstream_url = upstream_url
         self._upstream = (parts.hostname, parts.port)
         self._server: asyncio.Server | None = None
-        self._transports: set[asyncio.BaseTransport] = set()
+        self._transports: set[asyncio.WriteTransport] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.accepting = True
         self.refused = 0

@@ -32,7 +32,8 @@ async def terminate_backends(url: str, application_name: str) -> int:
         # pg_terminate_backend in the select list, not in WHERE: PostgreSQL may evaluate WHERE
         # clauses in any order, and must never get to terminate a connection of someone else.
         rows = await admin.fetch(
-            "SELECT pg_terminate_backend(pid) AS terminated FROM pg_stat_activity WHERE application_name = $1",
+            "SELECT pg_terminate_backend(pid) AS terminated"
+            " FROM pg_stat_activity WHERE application_name = $1",
             application_name,
         )
         return sum(1 for row in rows if row["terminated"])
