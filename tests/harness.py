@@ -68,7 +68,7 @@ class ServerProcess:
                 "--workers",
                 str(self.workers),
                 "--log-level",
-                "warning",
+                os.environ.get("SYNCSTREAM_TEST_LOG_LEVEL", "warning"),
             ],
             env=env,
             stdout=log,
@@ -198,17 +198,17 @@ class Stream:
         finally:
             await self.events.put(None)
 
-    async def next(self, timeout: float = 15.0) -> ServerSentEvent | None:
+    async def next(self, wait_seconds: float = 15.0) -> ServerSentEvent | None:
         """The next event (pings skipped), or None when the stream ended."""
         while True:
-            event = await asyncio.wait_for(self.events.get(), timeout)
+            event = await asyncio.wait_for(self.events.get(), wait_seconds)
             if event is None or event.event != "ping":
                 return event
 
-    async def until_offset(self, timeout: float = 15.0) -> tuple[list[ServerSentEvent], ServerSentEvent]:
+    async def until_offset(self, wait_seconds: float = 15.0) -> tuple[list[ServerSentEvent], ServerSentEvent]:
         changes = []
         while True:
-            event = await self.next(timeout)
+            event = await self.next(wait_seconds)
             assert event is not None, "stream ended before its offset frame"
             if event.event == "offset":
                 return changes, event

@@ -13,12 +13,14 @@ from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
 
 from syncstream.activities.bus import ActivityBus
 from syncstream.activities.tailer import LogTailer
 from syncstream.activities.transports import doorbell_from_url
 from syncstream.activities.writer import ActivityWriter
 from syncstream.config import Settings
+from syncstream.console import router as console_router
 from syncstream.db.engine import Database
 from syncstream.db.migrate import upgrade
 from syncstream.errors import BodyLimitMiddleware, install_error_handlers
@@ -102,7 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await runtime.tailer.stop()
             await runtime.database.dispose()
 
-    app = FastAPI(
+    app = SyncstreamApp(
         title="syncstream",
         version="1.0.0",
         summary="Every change of your data, live, to the clients allowed to see it.",
@@ -124,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         operations_router,
     ):
         app.include_router(router)
+    app.include_router(console_router)
     sync_stream.install(runtime)
     pages_stream.install(runtime)
 
@@ -137,5 +140,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["Retry-After"],
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RawSendMiddleware)
     return app
+
+
+class SyncstreamApp(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outside even Starlette's error middleware, which wraps ``send`` in a closure:
+        # streams need the server's own ``send`` to reach the transport.
+        return RawSendMiddleware(super().build_middleware_stack())

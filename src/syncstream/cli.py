@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import os
 import sys
 from collections.abc import Sequence
@@ -34,8 +35,15 @@ def _serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["loggers"]["syncstream"] = {
+        "handlers": ["default"],
+        "level": args.log_level.upper(),
+        "propagate": False,
+    }
     uvicorn.run(
         "syncstream.app:create_app",
+        log_config=log_config,
         factory=True,
         host=args.host,
         port=args.port,
@@ -126,6 +134,12 @@ async def _prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tail(args: argparse.Namespace) -> int:
+    from syncstream.tail import run
+
+    return run(args.url, token=args.token, offset=args.offset, json_output=args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="syncstream", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -158,6 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--before", required=True, help="ISO 8601 time, or an age such as 30d")
     prune.add_argument("--database-url")
     prune.set_defaults(run=lambda a: asyncio.run(_prune(a)))
+
+    tail = commands.add_parser("tail", help="follow a stream in the terminal, resuming after drops")
+    tail.add_argument(
+        "url", help="a stream URL: http://…/organizations/ORG/sync/stream or http://…/pages/stream"
+    )
+    tail.add_argument("--token", help="bearer token (default: $SYNCSTREAM_TOKEN)")
+    tail.add_argument(
+        "--offset", help="where to start: -1 (all history, the default), now, or an activity ID"
+    )
+    tail.add_argument("--json", action="store_true", help="print each message as one JSON line, nothing else")
+    tail.set_defaults(run=_tail)
     return parser
 
 

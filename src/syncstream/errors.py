@@ -12,10 +12,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from syncstream.problems import Problem, problem_response
@@ -61,11 +62,35 @@ async def _on_validation(_: Request, exc: Exception) -> Response:
     return problem_response(422, "validation_error", f"the body is invalid: {where}", errors=errors)
 
 
-async def _on_http(_: Request, exc: Exception) -> Response:
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the path supports, for ``Allow`` (RFC 9110 §15.5.6).
+
+    The router names only the methods of the first route whose path matched, so
+    ``PUT /pages`` would advertise POST but not GET. Asking the routes whether each
+    method would match fully works whatever the router's internal nesting.
+    """
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return ", ".join(allowed)
+
+
+async def _on_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     type_ = _STATUS_TYPES.get(exc.status_code, "bad_request" if exc.status_code < 500 else "internal_error")
     detail = exc.detail if isinstance(exc.detail, str) else type_
-    return problem_response(exc.status_code, type_, detail, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+    return problem_response(exc.status_code, type_, detail, headers=headers)
 
 
 async def _on_database_down(_: Request, exc: Exception) -> Response:
@@ -84,10 +109,45 @@ def _is_disconnect(exc: DBAPIError) -> bool:
     return bool(exc.connection_invalidated) or isinstance(exc, OperationalError)
 
 
+def _is_data_error(exc: DBAPIError) -> bool:
+    """SQLSTATE class 22, "data exception"; SQLAlchemy's asyncpg adapter does not map
+    it to :class:`DataError`, so the SQLSTATE is what tells."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return isinstance(exc, DataError) or (isinstance(sqlstate, str) and sqlstate.startswith("22"))
+
+
+def _has_nul_parameter(request: Request) -> bool:
+    path: str = request.scope["path"]
+    return "\x00" in path or any("\x00" in k + v for k, v in request.query_params.multi_items())
+
+
+async def _on_unstorable(request: Request, exc: DBAPIError) -> Response:
+    """A value the database refuses (PostgreSQL takes no NUL character in text).
+
+    Only a client's input reaches the database as a value, so this is the client's
+    error, never a 500: a path or query parameter is malformed (400), else the body (422).
+    """
+    logger.info("database refused a value: %s", type(exc.orig).__name__)
+    if _has_nul_parameter(request):
+        return problem_response(400, "bad_request", "a path or query parameter holds a NUL character")
+    return problem_response(422, "validation_error", "the body holds a value that cannot be stored")
+
+
+async def _on_integrity(_: Request, exc: IntegrityError) -> Response:
+    """A constraint broke because the change raced another one (e.g. the project it
+    names was just deleted): the state changed under the request, which is a conflict."""
+    logger.warning("write conflicted with a concurrent change: %s", type(exc.orig).__name__)
+    return problem_response(409, "conflict", "the change conflicts with a concurrent change; retry it")
+
+
 async def _on_dbapi(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DBAPIError)
     if _is_disconnect(exc):
         return await _on_database_down(request, exc)
+    if _is_data_error(exc):
+        return await _on_unstorable(request, exc)
+    if isinstance(exc, IntegrityError):
+        return await _on_integrity(request, exc)
     return await _on_unexpected(request, exc)
 
 
@@ -102,7 +162,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class BodyLimitMiddleware:
-    """413 for bodies over the limit, whether announced by Content-Length or streamed."""
+    """413 for bodies over the limit, whether announced by Content-Length or streamed.
+
+    The body is read here, before the application sees the request: a limit enforced
+    while the application reads would surface inside FastAPI's body parsing, which turns
+    every read error into a 400. Buffering costs nothing extra, since FastAPI buffers
+    the whole body anyway; requests without a body (streams) pass straight through.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -112,27 +178,20 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self._announced_too_large(scope):
+            await self._too_large(scope, send)
+            return
+        first = await _read_body(receive, self.max_bytes)
+        if first is None:
+            await self._too_large(scope, send)
+            return
+        await self.app(scope, _replay(first, receive), send)
+
+    def _announced_too_large(self, scope: Scope) -> bool:
         for name, value in scope["headers"]:
             if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
-                await self._too_large(scope, send)
-                return
-        received = 0
-        too_large = False
-
-        async def limited_receive() -> Message:
-            nonlocal received, too_large
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    too_large = True
-                    raise _BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLarge:
-            await self._too_large(scope, send)
+                return True
+        return False
 
     async def _too_large(self, scope: Scope, send: Send) -> None:
         response = problem_response(
@@ -141,8 +200,35 @@ class BodyLimitMiddleware:
         await response(scope, _no_receive, send)
 
 
-class _BodyTooLarge(Exception):
-    pass
+async def _read_body(receive: Receive, max_bytes: int) -> Message | None:
+    """The whole body as one ``http.request`` message (or the disconnect that cut it
+    short), or None once it exceeds ``max_bytes``."""
+    chunks: list[bytes] = []
+    received = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return message
+        chunk = message.get("body", b"")
+        received += len(chunk)
+        if received > max_bytes:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+
+def _replay(first: Message, receive: Receive) -> Receive:
+    """A ``receive`` that hands out the buffered body once, then the real messages
+    (a stream still learns that its client disconnected)."""
+    pending: list[Message] = [first]
+
+    async def replay_receive() -> Message:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replay_receive
 
 
 async def _no_receive() -> Message:

@@ -86,7 +86,8 @@ def parse_entity_types(raw: str | None, known: Collection[str]) -> frozenset[str
     if unknown:
         raise InvalidParameter(
             "entityTypes",
-            f"unknown entity type(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}",
+            f"entityTypes has unknown entity type(s) {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(sorted(known))}",
         )
     return frozenset(names)
 

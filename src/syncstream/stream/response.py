@@ -50,7 +50,11 @@ class RawSendMiddleware:
 def _transport(scope: Scope) -> asyncio.Transport | None:
     raw = scope.get(RAW_SEND_KEY)
     transport = getattr(getattr(raw, "__self__", None), "transport", None)
-    return transport if isinstance(transport, asyncio.BaseTransport) else None  # type: ignore[return-value]
+    # Duck-typed: uvloop's transports do not derive from asyncio's classes.
+    if all(callable(getattr(transport, name, None)) for name in ("write", "close", "abort", "is_closing")):
+        result: asyncio.Transport = transport
+        return result
+    return None
 
 
 def _chunk(data: bytes) -> bytes:

@@ -17,6 +17,7 @@ from syncstream.db.schema import Attachment, Project
 from syncstream.db.types import new_id, utcnow
 from syncstream.modules.attachments.schemas import (
     EDITABLE,
+    AttachmentDelete,
     AttachmentIn,
     AttachmentPatch,
     attachment_json,
@@ -192,7 +193,12 @@ async def update_attachment(
     "/organizations/{org}/attachments/{attachment_id}", status_code=204, summary="Delete an attachment"
 )
 async def delete_attachment(
-    org: str, attachment_id: str, caller: CallerDep, runtime: RuntimeDep, conn: ReaderDep
+    org: str,
+    attachment_id: str,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    conn: ReaderDep,
+    body: AttachmentDelete | None = None,
 ) -> Response:
     found = await visible_org(conn, caller, org)
     await conn.rollback()
@@ -210,6 +216,7 @@ async def delete_attachment(
                 project_id=attachment.project_id,
                 user_id=caller.user_id,
                 data=snapshot,
+                tx=body.tx.wire() if body and body.tx else None,
             )
         )
     return json_response(None, 204)

@@ -37,6 +37,13 @@ class AttachmentPatch(CamelModel):
     tx: TxIn | None = None
 
 
+class AttachmentDelete(CamelModel):
+    """A DELETE may carry a body too, only for ``tx``: a delete is a mutation like any
+    other, and the client that made it wants to recognise it in the stream."""
+
+    tx: TxIn | None = None
+
+
 def attachment_json(a: Any) -> dict[str, Any]:
     """The API shape, also the ``data`` snapshot in the activity log."""
     return {

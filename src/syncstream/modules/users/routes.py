@@ -121,7 +121,7 @@ async def me(caller: CallerDep, conn: ReaderDep) -> Response:
     rows = await conn.execute(
         select(Membership.__table__)
         .where(Membership.user_id == caller.user_id)
-        .order_by(Membership.created_at)
+        .order_by(Membership.created_at, Membership.id)
     )
     user = {
         "id": caller.user_id,

@@ -1,0 +1,86 @@
+"""The Python client of syncstream's streams.
+
+::
+
+    from syncstream.client import FileCursorStore, SyncClient
+
+    async def reset_cache(error: MustRefetch) -> None:
+        cache.clear()  # the server cannot continue from our cursor: start over
+
+    async with SyncClient(url, token, cursor_store=FileCursorStore("cursors.json"),
+                          on_must_refetch=reset_cache) as client:
+        async for message in client.org_stream("acme", entity_types=["attachment"]):
+            cache.apply(message)
+
+It depends on the server package only for the wire format (:mod:`syncstream.stream.sse` and
+:mod:`syncstream.stream.messages`), so it can be used, and tested, against any server of the contract.
+"""
+
+from syncstream.client.backoff import Backoff
+from syncstream.client.core import DEFAULT_READ_TIMEOUT, SyncClient
+from syncstream.client.cursors import CursorStore, FileCursorStore, MemoryCursorStore
+from syncstream.client.errors import (
+    BadRequest,
+    Forbidden,
+    MustRefetch,
+    NotFound,
+    ProblemError,
+    ProtocolError,
+    RefetchLoopError,
+    StreamUnavailable,
+    SyncStreamError,
+    Unauthorized,
+)
+from syncstream.client.follow import (
+    CaughtUp,
+    Change,
+    Connected,
+    Connecting,
+    Disconnected,
+    Follower,
+    Heartbeat,
+    MustRefetchCallback,
+    Reset,
+    StreamEvent,
+    StreamState,
+    Subscription,
+    stream_key,
+)
+from syncstream.stream.messages import JsonPage, OffsetFrame, Problem, StreamMessage, TxInfo
+
+__all__ = [
+    "DEFAULT_READ_TIMEOUT",
+    "Backoff",
+    "BadRequest",
+    "CaughtUp",
+    "Change",
+    "Connected",
+    "Connecting",
+    "CursorStore",
+    "Disconnected",
+    "FileCursorStore",
+    "Follower",
+    "Forbidden",
+    "Heartbeat",
+    "JsonPage",
+    "MemoryCursorStore",
+    "MustRefetch",
+    "MustRefetchCallback",
+    "NotFound",
+    "OffsetFrame",
+    "Problem",
+    "ProblemError",
+    "ProtocolError",
+    "RefetchLoopError",
+    "Reset",
+    "StreamEvent",
+    "StreamMessage",
+    "StreamState",
+    "StreamUnavailable",
+    "Subscription",
+    "SyncClient",
+    "SyncStreamError",
+    "TxInfo",
+    "Unauthorized",
+    "stream_key",
+]
