@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
@@ -51,9 +51,10 @@ def _transport(scope: Scope) -> asyncio.Transport | None:
     raw = scope.get(RAW_SEND_KEY)
     transport = getattr(getattr(raw, "__self__", None), "transport", None)
     # Duck-typed: uvloop's transports do not derive from asyncio's classes.
-    if all(callable(getattr(transport, name, None)) for name in ("write", "close", "abort", "is_closing")):
-        result: asyncio.Transport = transport
-        return result
+    if transport is not None and all(
+        callable(getattr(transport, name, None)) for name in ("write", "close", "abort", "is_closing")
+    ):
+        return cast(asyncio.Transport, transport)
     return None
 
 
