@@ -51,14 +51,28 @@ async def _on_problem(_: Request, exc: Exception) -> Response:
     return exc.to_response()
 
 
-async def _on_validation(_: Request, exc: Exception) -> Response:
+def _is_json(content_type: str) -> bool:
+    media_type = content_type.partition(";")[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+def _is_parameter_error(errors: list[dict[str, Any]]) -> bool:
+    """Only path or query parameters are wrong: a 400, not a body's 422."""
+    places = {e["loc"][0] if e["loc"] else "" for e in errors}
+    return bool(places) and places <= {"query", "path"}
+
+
+async def _on_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = _validation_errors(exc)
     where = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
-    if any(e["loc"][:1] == ["query"] or e["loc"][:1] == ["path"] for e in errors) and not any(
-        e["loc"][:1] == ["body"] for e in errors
-    ):
+    if _is_parameter_error(errors):
         return problem_response(400, "bad_request", f"malformed parameter: {where}", errors=errors)
+    if not _is_json(request.headers.get("content-type", "")):
+        # FastAPI reads only JSON-typed bodies; without this, a client that forgot the
+        # header would be told its (perhaps perfect) JSON is "not a valid dictionary".
+        detail = "the body must be JSON, sent with Content-Type: application/json"
+        return problem_response(422, "validation_error", detail, errors=errors)
     return problem_response(422, "validation_error", f"the body is invalid: {where}", errors=errors)
 
 

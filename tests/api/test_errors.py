@@ -214,6 +214,30 @@ async def test_bad_bodies_are_4xx_problems(
     assert_problem(response, response.status_code, response.json()["type"])
 
 
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+async def test_a_body_that_is_not_typed_as_json_says_so(setting: Setting, content_type: str | None) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = await setting.api.request(
+        "POST", setting.attachments, content=b'{"name": "x"}', headers=headers, token=setting.owner.token
+    )
+    body = assert_problem(response, 422, "validation_error")
+    assert "Content-Type: application/json" in body["detail"]
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "application/merge-patch+json"])
+async def test_json_content_types_with_parameters_or_suffixes_are_read(
+    setting: Setting, content_type: str
+) -> None:
+    response = await setting.api.request(
+        "POST",
+        setting.attachments,
+        content=b'{"name": "typed"}',
+        headers={"Content-Type": content_type},
+        token=setting.owner.token,
+    )
+    assert response.status_code == 201, response.text
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [

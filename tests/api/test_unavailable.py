@@ -12,23 +12,22 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest_asyncio
 
-from activities.transports.support import TcpProxy
 from harness import ServerProcess, unique
 from services import require_postgres
 
-from .support import PASSWORD, assert_problem
+from .support import PASSWORD, Relay, assert_problem
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def relay() -> AsyncIterator[TcpProxy]:
-    proxy = TcpProxy(await require_postgres())
+async def relay() -> AsyncIterator[Relay]:
+    proxy = Relay(await require_postgres())
     await proxy.start()
     yield proxy
     await proxy.close()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def server_behind(relay: TcpProxy) -> AsyncIterator[ServerProcess]:
+async def server_behind(relay: Relay) -> AsyncIterator[ServerProcess]:
     """A server whose database connections all go through ``relay``.
 
     Started in a thread: it waits for the server to be healthy, and the relay it
@@ -41,7 +40,7 @@ async def server_behind(relay: TcpProxy) -> AsyncIterator[ServerProcess]:
 
 
 async def test_the_database_out_of_reach_is_503_and_then_recovers(
-    relay: TcpProxy, server_behind: ServerProcess
+    relay: Relay, server_behind: ServerProcess
 ) -> None:
     email = f"{unique('down')}@example.test"
     async with httpx.AsyncClient(base_url=server_behind.url, timeout=30) as client:
@@ -51,8 +50,7 @@ async def test_the_database_out_of_reach_is_503_and_then_recovers(
         assert signed_up.status_code == 201
         auth = {"Authorization": f"Bearer {signed_up.json()['token']}"}
 
-        relay.accepting = False
-        relay.sever()
+        relay.cut()
         requests = [
             client.get("/me", headers=auth),
             client.get("/pages"),
@@ -68,6 +66,6 @@ async def test_the_database_out_of_reach_is_503_and_then_recovers(
         assert health.json()["database"] != "ok"
         assert "retry-after" in health.headers
 
-        relay.accepting = True
+        relay.restore()
         assert (await client.get("/me", headers=auth)).status_code == 200
         assert (await client.get("/health")).status_code == 200

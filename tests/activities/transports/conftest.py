@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from services import require_nats, require_postgres, require_redis
+from tcp_proxy import TcpProxy
 
-from .support import Bells, TcpProxy
+from .support import Bells
 
 
 @pytest.fixture

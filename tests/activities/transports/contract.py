@@ -12,8 +12,9 @@ import logging
 import pytest
 
 from syncstream.activities.transports import Doorbell
+from tcp_proxy import TcpProxy
 
-from .support import WAIT, Bells, Recorder, TcpProxy, eventually
+from .support import WAIT, Bells, Recorder, eventually
 
 
 async def both_healthy(*bells: Doorbell) -> None:
