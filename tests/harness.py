@@ -38,7 +38,7 @@ class ServerProcess:
     """One running ``syncstream serve``."""
 
     database_url: str
-    bus_url: str = "memory://"
+    bus_url: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     workers: int = 1
     port: int = field(default_factory=free_port)
@@ -63,8 +63,7 @@ class ServerProcess:
                 str(self.port),
                 "--database-url",
                 self.database_url,
-                "--bus-url",
-                self.bus_url,
+                *(["--bus-url", self.bus_url] if self.bus_url else []),
                 "--workers",
                 str(self.workers),
                 "--log-level",

@@ -12,7 +12,26 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from syncstream.config import DEFAULT_BUS_URL, Settings
+from syncstream.config import Settings
+
+
+def _choose_cross_process_bus() -> str | None:
+    """With several workers, every process must hear every other's writes. Without an
+    explicit bus, a PostgreSQL database doubles as one (LISTEN/NOTIFY); an explicit
+    memory:// bus, or SQLite without a bus, is refused rather than serving each client
+    only the writes of its own worker."""
+    settings = Settings.from_env()
+    bus_given = bool(os.environ.get("SYNCSTREAM_BUS_URL"))
+    if bus_given and settings.bus_url.startswith(("postgres", "redis", "nats")):
+        return None
+    if not bus_given and settings.database_url.startswith(("postgresql", "postgres:")):
+        os.environ["SYNCSTREAM_BUS_URL"] = settings.database_url
+        return None
+    return (
+        "--workers needs a bus that crosses processes: memory:// only reaches its own process, so each "
+        "worker would serve a partial stream. Give --bus-url postgresql://…, redis://… or nats://… "
+        "(with a PostgreSQL database and no --bus-url, the database itself is the bus)."
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -22,18 +41,10 @@ def _serve(args: argparse.Namespace) -> int:
     for name, value in (("SYNCSTREAM_DATABASE_URL", args.database_url), ("SYNCSTREAM_BUS_URL", args.bus_url)):
         if value:
             os.environ[name] = value
-    settings = Settings.from_env()
-    if args.workers > 1 and settings.bus_url == DEFAULT_BUS_URL:
-        if settings.database_url.startswith(("postgresql", "postgres:")):
-            # The database is shared already: let its LISTEN/NOTIFY ring across workers.
-            os.environ["SYNCSTREAM_BUS_URL"] = settings.database_url
-        else:
-            print(
-                "syncstream: --workers needs a bus that crosses processes; memory:// only reaches its own "
-                "process, so each worker would serve a partial stream. Give --bus-url postgresql://…, "
-                "redis://… or nats://… (with a PostgreSQL database, the database itself is used by default).",
-                file=sys.stderr,
-            )
+    if args.workers > 1:
+        problem = _choose_cross_process_bus()
+        if problem:
+            print(f"syncstream: {problem}", file=sys.stderr)
             return 2
     log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     log_config["loggers"]["syncstream"] = {

@@ -298,12 +298,16 @@ async def test_odd_query_parameters_are_never_a_500(setting: Setting) -> None:
         assert response.status_code in (200, 400), (value[:20], response.status_code, response.text[:300])
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     st.dictionaries(
         st.sampled_from(["name", "url", "contentType", "size", "projectId", "tx", "extra"]),
         st.recursive(
-            st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+            st.none()
+            | st.booleans()
+            | st.integers()
+            | st.floats(allow_nan=False, allow_infinity=False)
+            | st.text(max_size=20),
             lambda inner: (
                 st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
             ),

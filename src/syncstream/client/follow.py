@@ -281,7 +281,6 @@ class Follower:
                 network_error: httpx.TransportError | None = None
                 retry_after: float | None = None
                 reason = ""
-
                 reconnect_now = False
                 try:
                     request = self._request(sse=True)

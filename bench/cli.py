@@ -1,0 +1,113 @@
+"""``python -m bench [--quick] [--scenario NAME ...] [--workers N] [--json-out FILE]``.
+
+Runs the chosen scenarios (all by default) one after another, each within its own time bound, printing
+for each one JSON line and a readable table; ``--json-out`` also writes every result to one JSON file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from bench import procstat
+from bench.context import Context, Options
+from bench.report import Result, print_result
+from bench.scenarios import SCENARIOS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller and shorter: the whole run < 1 min")
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=sorted(SCENARIOS),
+        metavar="NAME",
+        help=f"run only these (repeatable): {', '.join(SCENARIOS)}",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes for the scenarios (>1 uses the Redis bus)"
+    )
+    parser.add_argument(
+        "--gen-procs", type=int, default=2, help="subscriber processes of the load generator (default 2)"
+    )
+    parser.add_argument("--json-out", type=Path, help="write all results to this JSON file")
+    parser.add_argument(
+        "--profile", action="store_true", help="record the server with py-spy in each measured window"
+    )
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=Path(__file__).resolve().parent / "results",
+        help="server logs, databases and profiles (default bench/results)",
+    )
+    return parser
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "fd_limit": procstat.fd_limit(),
+    }
+
+
+async def run(options: Options, names: Sequence[str]) -> list[Result]:
+    ctx = Context(options)
+    results = []
+    for name in names:
+        started = time.monotonic()
+        try:
+            result = await asyncio.wait_for(SCENARIOS[name](ctx), ctx.plan.scenario_timeout)
+        except Exception as exc:  # one failed scenario must not hide the others' figures
+            result = Result(name, error=f"{type(exc).__name__}: {exc}")
+        result.seconds = time.monotonic() - started
+        print_result(result)
+        results.append(result)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.workers < 1 or args.gen_procs < 1:
+        print("--workers and --gen-procs must be at least 1", file=sys.stderr)
+        return 2
+    procstat.raise_fd_limit()
+    names = [n for n in SCENARIOS if args.scenario is None or n in args.scenario]
+    options = Options(
+        quick=args.quick,
+        workers=args.workers,
+        gen_procs=args.gen_procs,
+        profile=args.profile,
+        results_dir=args.results_dir,
+    )
+    started = time.monotonic()
+    date = datetime.now(UTC).isoformat(timespec="seconds")
+    command = "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
+    print(f"# {command}  ({date}, {machine()})", flush=True)
+    results = uvloop.run(run(options, names))
+    total = time.monotonic() - started
+    print(f"# total {total:.1f} s", flush=True)
+    if args.json_out:
+        document = {
+            "command": command,
+            "date": date,
+            "machine": machine(),
+            "quick": args.quick,
+            "seconds": round(total, 1),
+            "results": [r.to_json() for r in results],
+        }
+        args.json_out.write_text(json.dumps(document, indent=2) + "\n")
+    return 1 if any(r.error for r in results) else 0
