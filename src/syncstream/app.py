@@ -43,7 +43,7 @@ logger = logging.getLogger("syncstream")
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    database = Database.connect(settings.database_url)
+    database = Database.connect(settings.database_url, pool_size=settings.database_pool_size)
     doorbell = doorbell_from_url(settings.bus_url)
     bus = ActivityBus()
     subscribers: SubscriberManager[Subscriber] = SubscriberManager()

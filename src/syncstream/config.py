@@ -48,6 +48,7 @@ def _env_list(name: str) -> tuple[str, ...]:
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     bus_url: str = DEFAULT_BUS_URL
+    database_pool_size: int = 10
     keepalive_seconds: float = 30.0
     slow_consumer_messages: int = 1000
     retry_ms: int = 5000
@@ -57,7 +58,7 @@ class Settings:
     poll_seconds: float = 1.0
     catchup_page_size: int = 1000
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
-    #: Sign-in attempts allowed per account and per client address in one window.
+    #: Failed sign-ins allowed per account in one window (per client address: ten times as many).
     sign_in_attempts: int = 10
     sign_in_window_seconds: float = 60.0
 
@@ -66,6 +67,7 @@ class Settings:
         return cls(
             database_url=os.environ.get("SYNCSTREAM_DATABASE_URL") or DEFAULT_DATABASE_URL,
             bus_url=os.environ.get("SYNCSTREAM_BUS_URL") or DEFAULT_BUS_URL,
+            database_pool_size=_env_int("SYNCSTREAM_DATABASE_POOL_SIZE", 10),
             keepalive_seconds=_env_float("SYNCSTREAM_KEEPALIVE_SECONDS", 30.0),
             slow_consumer_messages=_env_int("SYNCSTREAM_SLOW_CONSUMER_MESSAGES", 1000),
             retry_ms=_env_int("SYNCSTREAM_RETRY_MS", 5000),

@@ -7,13 +7,11 @@ from a cursor taken just before the change under test.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import subprocess
 import sys
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -161,75 +159,3 @@ def assert_message(message: dict[str, Any]) -> None:
     assert set(message) == MESSAGE_KEYS, message
     assert message["activityId"].isdigit()
     assert TIMESTAMP.match(message["createdAt"])
-
-
-class Relay:
-    """A TCP relay in front of a database, to take it out of a server's reach.
-
-    Kept here rather than shared with the doorbell tests' helpers: a server's view of
-    "the database is down" is all these tests need, and they should not break when
-    another suite's helpers change.
-    """
-
-    def __init__(self, upstream_url: str) -> None:
-        parts = urlsplit(upstream_url)
-        assert parts.hostname is not None
-        assert parts.port is not None
-        self._upstream_url = upstream_url
-        self._upstream = (parts.hostname, parts.port)
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self.open = True
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-
-    @property
-    def url(self) -> str:
-        """The upstream URL, pointing at the relay instead."""
-        assert self._server is not None
-        port = self._server.sockets[0].getsockname()[1]
-        parts = urlsplit(self._upstream_url)
-        userinfo = parts.netloc.rpartition("@")[0]
-        return parts._replace(
-            netloc=f"{userinfo}@127.0.0.1:{port}" if userinfo else f"127.0.0.1:{port}"
-        ).geturl()
-
-    def cut(self) -> None:
-        """Drop every connection, and every new one until :meth:`restore`."""
-        self.open = False
-        for writer in self._writers:
-            writer.transport.abort()
-        self._writers.clear()
-
-    def restore(self) -> None:
-        self.open = True
-
-    async def close(self) -> None:
-        self.cut()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not self.open:
-            writer.transport.abort()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self._upstream)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers.update((writer, up_writer))
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except (OSError, asyncio.IncompleteReadError):
-        pass
-    finally:
-        writer.transport.abort()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import pytest_asyncio
 
@@ -62,15 +60,14 @@ async def test_slug_rules(api: Api, someone: User, slug: str) -> None:
     assert_problem(response, 422, "validation_error")
 
 
-@pytest.mark.parametrize("make_slug", [lambda: unique("")[:2], lambda: unique("9-")[:49].ljust(49, "z")])
-async def test_slug_boundaries_are_accepted(api: Api, someone: User, make_slug: Any) -> None:
-    slug = make_slug()
+@pytest.mark.parametrize("length", [2, 49])
+async def test_slugs_of_the_boundary_lengths_are_accepted(api: Api, someone: User, length: int) -> None:
+    slug = ("9" + unique("")).ljust(length, "-")[:length]  # a digit first, a dash may end it
     response = await api.request(
         "POST", "/organizations", json={"name": "N", "slug": slug}, token=someone.token
     )
-    if response.status_code == 409:  # a two-character slug can collide with an earlier run's
-        return
-    assert response.status_code == 201, response.text
+    # 409 (a two-character slug some other test took) also means the slug passed validation.
+    assert response.status_code in (201, 409), response.text
 
 
 @pytest.mark.parametrize("body", [{"slug": "no-name"}, {"name": "no slug"}, {"name": "", "slug": "x-1"}])

@@ -1,7 +1,7 @@
 """503 ``unavailable`` with ``Retry-After`` while the database is out of reach, never a 500.
 
-Needs PostgreSQL: a server reaches it through a TCP relay that the test cuts, as a
-network failure would. Skipped when PostgreSQL is not there (see ``services``).
+Needs PostgreSQL: a server reaches a throw-away database through a TCP relay that the
+test cuts, as a network failure would. Skipped when PostgreSQL is not there.
 """
 
 from __future__ import annotations
@@ -12,25 +12,28 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest_asyncio
 
+from databases import create_postgres_database, drop_postgres_database
 from harness import ServerProcess, unique
-from services import require_postgres
+from tcp_proxy import TcpProxy
 
-from .support import PASSWORD, Relay, assert_problem
+from .support import PASSWORD, assert_problem
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def relay() -> AsyncIterator[Relay]:
-    proxy = Relay(await require_postgres())
+async def relay() -> AsyncIterator[TcpProxy]:
+    url = await create_postgres_database()
+    proxy = TcpProxy(url)
     await proxy.start()
     yield proxy
     await proxy.close()
+    await drop_postgres_database(url)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def server_behind(relay: Relay) -> AsyncIterator[ServerProcess]:
+async def server_behind(relay: TcpProxy) -> AsyncIterator[ServerProcess]:
     """A server whose database connections all go through ``relay``.
 
-    Started in a thread: it waits for the server to be healthy, and the relay it
+    Started in a thread: starting waits for the server to be healthy, and the relay it
     talks through runs on this event loop.
     """
     server = ServerProcess(database_url=relay.url)
@@ -40,7 +43,7 @@ async def server_behind(relay: Relay) -> AsyncIterator[ServerProcess]:
 
 
 async def test_the_database_out_of_reach_is_503_and_then_recovers(
-    relay: Relay, server_behind: ServerProcess
+    relay: TcpProxy, server_behind: ServerProcess
 ) -> None:
     email = f"{unique('down')}@example.test"
     async with httpx.AsyncClient(base_url=server_behind.url, timeout=30) as client:
@@ -50,7 +53,8 @@ async def test_the_database_out_of_reach_is_503_and_then_recovers(
         assert signed_up.status_code == 201
         auth = {"Authorization": f"Bearer {signed_up.json()['token']}"}
 
-        relay.cut()
+        relay.accepting = False
+        relay.sever()
         requests = [
             client.get("/me", headers=auth),
             client.get("/pages"),
@@ -66,6 +70,6 @@ async def test_the_database_out_of_reach_is_503_and_then_recovers(
         assert health.json()["database"] != "ok"
         assert "retry-after" in health.headers
 
-        relay.restore()
+        relay.accepting = True
         assert (await client.get("/me", headers=auth)).status_code == 200
         assert (await client.get("/health")).status_code == 200

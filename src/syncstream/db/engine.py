@@ -67,13 +67,17 @@ class Database:
         return self.writer.dialect.name
 
     @classmethod
-    def connect(cls, url: str) -> Database:
+    def connect(cls, url: str, *, pool_size: int = 10) -> Database:
+        """``pool_size`` bounds the connections this process holds (PostgreSQL allows 100 by
+        default, shared by every process of a deployment)."""
         driver_url = async_url(url)
         if make_url(driver_url).get_backend_name() == "sqlite":
-            reader = _sqlite_engine(driver_url, immediate=False, pool_size=8)
+            reader = _sqlite_engine(driver_url, immediate=False, pool_size=pool_size)
             writer = _sqlite_engine(driver_url, immediate=True, pool_size=1)
             return cls(url=url, reader=reader, writer=writer)
-        engine = create_async_engine(driver_url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+        engine = create_async_engine(
+            driver_url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=30, pool_pre_ping=True
+        )
         return cls(url=url, reader=engine, writer=engine)
 
     async def dispose(self) -> None:
