@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from harness import Api, ServerProcess, unique
-from syncstream.client import StreamMessage
+from syncstream.client import Change, StreamMessage, StreamState
 from syncstream.tail import TailStatus, format_change
 
 FAILSAFE_SECONDS = 30.0
@@ -190,6 +190,16 @@ def test_format_change_and_status() -> None:
     status = TailStatus("http://x/pages/stream", clock=lambda: now[0])
     assert "connecting" in status.render().plain
     assert status.rate() == 0.0
+    for _ in range(4):
+        status.observe(Change(message, "{}"), StreamState.LIVE, "43")
+    assert status.rate() == 4.0  # over at least one second, not per millisecond
+    now[0] = 104.0
+    assert status.rate() == 1.0
+    now[0] = 111.0
+    assert status.rate() == 0.0  # older than the window
+    assert "live" in status.render().plain
+    assert "cursor 43" in status.render().plain
+    assert status.received == 4
 
 
 @pytest.mark.parametrize("url", ["/pages/stream", "pages"])

@@ -85,14 +85,23 @@ def _allowed_methods(request: Request) -> str:
     The router names only the methods of the first route whose path matched, so
     ``PUT /pages`` would advertise POST but not GET. Asking the routes whether each
     method would match fully works whatever the router's internal nesting.
+
+    A literal path is its own resource: ``/pages/stream`` is the stream (GET only), not
+    the page ``{page_id}="stream"``, so when a route without path parameters matches,
+    only such routes count. (The fuzzer found ``OPTIONS /pages/stream`` advertising
+    ``PATCH`` and ``DELETE``, which the schema does not document for that path.)
     """
+    matching = [
+        route
+        for route in request.app.router.routes
+        if any(route.matches({**request.scope, "method": m})[0] == Match.FULL for m in _METHODS)
+    ]
+    literal = [route for route in matching if not getattr(route, "param_convertors", None)]
+    routes = literal or matching
     allowed = [
         method
         for method in _METHODS
-        if any(
-            route.matches({**request.scope, "method": method})[0] == Match.FULL
-            for route in request.app.router.routes
-        )
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
     ]
     return ", ".join(allowed)
 
@@ -165,7 +174,73 @@ async def _on_dbapi(request: Request, exc: Exception) -> Response:
     return await _on_unexpected(request, exc)
 
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "An RFC 9457 problem; `type` is one of the contract's snake_case codes.",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "loc": {"type": "array", "items": {"type": "string"}},
+                    "msg": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Make the generated OpenAPI document tell the truth about errors.
+
+    FastAPI documents a 422 whose body is its own ``HTTPValidationError`` (``detail`` a
+    list, ``application/json``) and no other error; this API answers every error, 422
+    included, with an ``application/problem+json`` problem. Schema-driven clients and
+    fuzzers (tests/hardening) read the document, so each operation's 422 is replaced by
+    the problem and a ``default`` problem response covers the other error statuses.
+    """
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Problem"] = PROBLEM_SCHEMA
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.setdefault("responses", {})
+            if "422" in responses:
+                responses["422"] = _problem_response("The body is invalid (`validation_error`).")
+            responses.setdefault("default", _problem_response("An error, as an RFC 9457 problem."))
+    return schema
+
+
+def _install_openapi(app: FastAPI) -> None:
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    _install_openapi(app)
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(HTTPException, _on_http)

@@ -8,7 +8,7 @@ contract's two modes, so both streams behave the same at every edge.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -98,16 +98,36 @@ def open_sse(
     read_after: ReadAfter,
     accept: Accept,
     resolved: Resolved,
+    prepare: Callable[[], Awaitable[None]] | None = None,
 ) -> SSEResponse:
-    """The SSE response for a subscriber; it registers itself before catch-up reads."""
+    """The SSE response for a subscriber; it registers itself before catch-up reads.
+
+    ``prepare`` runs once registered and before catch-up: the place to load state that
+    live events will keep current from then on (the org stream's memberships).
+    """
     page_size = runtime.settings.catchup_page_size
     metrics = runtime.metrics
+    tailer = runtime.tailer
 
     async def fetch_page(after: int) -> CatchUpPage:
+        # Catch-up stops where this process's tailer is: what it has routed, its
+        # internal events (membership changes) included, has been applied to the
+        # subscriber, so nothing newer can be judged on stale permissions.
+        until = tailer.position
         rows = await read_after(after, page_size)
+        complete = len(rows) < page_size
+        if rows and rows[-1].id > until:
+            rows = [a for a in rows if a.id <= until]
+            complete = True
         frames = [(a.id, change_frame(a.id, render_message(a))) for a in rows if accept(a)]
         metrics.messages_sent.inc(len(frames))
-        return CatchUpPage(frames, rows[-1].id if rows else after, complete=len(rows) < page_size)
+        return CatchUpPage(frames, rows[-1].id if rows else after, complete=complete)
+
+    async def catch_up() -> AsyncIterator[bytes]:
+        if prepare is not None:
+            await prepare()
+        async for chunk in replay(subscriber, fetch_page, resolved.reported):
+            yield chunk
 
     def opened(sub: Subscriber) -> None:
         runtime.subscribers.register(sub)
@@ -122,7 +142,7 @@ def open_sse(
 
     return SSEResponse(
         subscriber,
-        replay(subscriber, fetch_page, resolved.reported),
+        catch_up(),
         on_open=opened,
         on_close=closed,
         keepalive_seconds=runtime.settings.keepalive_seconds,

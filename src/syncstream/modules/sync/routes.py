@@ -19,6 +19,7 @@ from syncstream.modules.sync.stream import (
     apply_membership_change,
     end_organization_streams,
     end_session_streams,
+    forbid,
     route_to_org_subscribers,
     should_receive_org_event,
 )
@@ -34,14 +35,18 @@ catch-up; with `live=sse`, a Server-Sent Events stream: every missed change, one
 """
 
 
-async def _memberships(runtime: Runtime, user_id: str, organization_id: str) -> dict[str, Grant]:
-    async with runtime.database.reader.connect() as conn:
+async def _memberships(runtime: Runtime, user_id: str, organization_id: str) -> tuple[dict[str, Grant], int]:
+    """The user's memberships in the org and the log position they were read at, in one
+    read transaction: later membership events apply on top, earlier ones are in it."""
+    async with runtime.database.reader.connect() as conn, conn.begin():
+        position = await log.newest_id(conn)
         rows = await conn.execute(
             select(Membership.id, Membership.project_id, Membership.role).where(
                 Membership.user_id == user_id, Membership.organization_id == organization_id
             )
         )
-        return {mid: Grant(organization_id, project, cast(Role, role)) for mid, project, role in rows}
+        grants = {mid: Grant(organization_id, project, cast(Role, role)) for mid, project, role in rows}
+    return grants, position
 
 
 @router.get(
@@ -55,12 +60,13 @@ async def org_stream(org: str, request: Request, caller: CallerDep, runtime: Run
         found = await visible_org(conn, caller, org)
     params = parse_params(request, ORG_SCOPED_TYPES)
     resolved = await resolve_offset(runtime, params.offset)
+    memberships, _ = await _memberships(runtime, caller.user_id, found.id)
     sub = OrgStreamSubscriber(
         user_id=caller.user_id,
         session_id=caller.session_id,
         organization_id=found.id,
         system_admin=caller.system_admin,
-        memberships=await _memberships(runtime, caller.user_id, found.id),
+        memberships=memberships,
         entity_types=params.entity_types,
         cursor=resolved.after,
         max_queued=runtime.settings.slow_consumer_messages,
@@ -82,9 +88,24 @@ async def org_stream(org: str, request: Request, caller: CallerDep, runtime: Run
     def accept(activity: Activity) -> bool:
         return should_receive_org_event(sub, activity)
 
+    async def reload_memberships() -> None:
+        # Registered by now: every membership event after this read reaches the
+        # subscriber, and the version makes it skip those the read already contains.
+        sub.reset_memberships(*await _memberships(runtime, caller.user_id, found.id))
+        if sub.scope is None:
+            forbid(sub)
+
     if not params.live:
         return await json_page(read_after, accept, resolved, params.limit)
-    return open_sse(runtime, sub, stream="org", read_after=read_after, accept=accept, resolved=resolved)
+    return open_sse(
+        runtime,
+        sub,
+        stream="org",
+        read_after=read_after,
+        accept=accept,
+        resolved=resolved,
+        prepare=reload_memberships,
+    )
 
 
 def install(runtime: Runtime) -> None:

@@ -45,8 +45,16 @@ class OrgStreamSubscriber(Subscriber):
         self.organization_id = organization_id
         self.system_admin = system_admin
         self.memberships = memberships
+        #: Membership events up to this activity ID are already in ``memberships``.
+        self.membership_version = 0
         self.entity_types = entity_types if entity_types is not None else ORG_SCOPED_TYPES
         self.scope: ReadScope | None = None
+        self.refresh_scope()
+
+    def reset_memberships(self, memberships: dict[str, Grant], as_of: int) -> None:
+        """Replace the snapshot with one read at log position ``as_of``."""
+        self.memberships = memberships
+        self.membership_version = as_of
         self.refresh_scope()
 
     def refresh_scope(self) -> None:
@@ -100,7 +108,7 @@ def route_to_org_subscribers(manager: SubscriberManager[Subscriber], activity: A
 FORBIDDEN_DETAIL = "You no longer have access to this organization."
 
 
-def _forbid(sub: OrgStreamSubscriber, detail: str = FORBIDDEN_DETAIL) -> None:
+def forbid(sub: OrgStreamSubscriber, detail: str = FORBIDDEN_DETAIL) -> None:
     sub.close("forbidden", error_frame("forbidden", 403, detail, title="Forbidden"))
 
 
@@ -110,7 +118,7 @@ def apply_membership_change(manager: SubscriberManager[Subscriber], activity: Ac
     if activity.organization_id is None or not isinstance(data, dict):
         return
     for sub in org_subscribers(manager, activity.organization_id):
-        if sub.user_id != data.get("userId"):
+        if sub.user_id != data.get("userId") or activity.id <= sub.membership_version:
             continue
         if activity.action == "delete":
             sub.memberships.pop(activity.entity_id, None)
@@ -120,15 +128,15 @@ def apply_membership_change(manager: SubscriberManager[Subscriber], activity: Ac
             )
         sub.refresh_scope()
         if sub.scope is None:
-            _forbid(sub)
+            forbid(sub)
 
 
 def end_organization_streams(manager: SubscriberManager[Subscriber], activity: Activity) -> None:
     for sub in org_subscribers(manager, activity.entity_id):
-        _forbid(sub, "This organization was deleted.")
+        forbid(sub, "This organization was deleted.")
 
 
 def end_session_streams(manager: SubscriberManager[Subscriber], activity: Activity) -> None:
     for sub in manager.get_all():
         if isinstance(sub, OrgStreamSubscriber) and sub.session_id == activity.entity_id:
-            _forbid(sub, "This session was signed out.")
+            forbid(sub, "This session was signed out.")

@@ -1,0 +1,142 @@
+"""The org stream's pure pieces: filter, router, membership snapshot."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
+from syncstream.activities.model import Activity
+from syncstream.modules.sync.stream import (
+    OrgStreamSubscriber,
+    apply_membership_change,
+    route_to_org_subscribers,
+    should_receive_org_event,
+)
+from syncstream.permissions import Access, Entity, Grant, is_allowed
+from syncstream.stream.manager import SubscriberManager
+from syncstream.stream.subscriber import Subscriber
+
+ORGS = ["o1", "o2"]
+PROJECTS = [None, "p1", "p2"]
+
+grants = st.builds(
+    Grant,
+    organization_id=st.sampled_from(ORGS),
+    project_id=st.sampled_from(PROJECTS),
+    role=st.sampled_from(["admin", "member"]),
+)
+
+
+def activity(activity_id: int, org: str, project: str | None, entity_type: str = "attachment") -> Activity:
+    return Activity(
+        id=activity_id,
+        type=f"{entity_type}.created",
+        action="create",
+        entity_type=entity_type,
+        entity_id=f"e{activity_id}",
+        organization_id=org,
+        project_id=project,
+        user_id="u",
+        changed_keys=None,
+        tx=None,
+        data='{"id":"e"}',
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+def subscriber(org: str, memberships: dict[str, Grant], admin: bool = False) -> OrgStreamSubscriber:
+    sub = OrgStreamSubscriber(
+        user_id="u1",
+        session_id="s1",
+        organization_id=org,
+        system_admin=admin,
+        memberships=memberships,
+        entity_types=None,
+        cursor=0,
+        max_queued=100,
+    )
+    sub.go_live()
+    return sub
+
+
+@given(
+    st.lists(grants, max_size=4),
+    st.booleans(),
+    st.sampled_from(ORGS),
+    st.sampled_from(ORGS),
+    st.sampled_from(PROJECTS),
+)
+def test_filter_is_the_permission_rule(
+    user_grants: list[Grant], admin: bool, sub_org: str, act_org: str, project: str | None
+) -> None:
+    memberships = {f"m{i}": g for i, g in enumerate(user_grants)}
+    sub = subscriber(sub_org, memberships, admin)
+    access = Access("u1", admin, tuple(g for g in user_grants if g.organization_id == sub_org))
+    expected = act_org == sub_org and is_allowed(access, "read", Entity("attachment", act_org, project))
+    assert should_receive_org_event(sub, activity(1, act_org, project)) is expected
+
+
+@given(st.lists(st.tuples(st.sampled_from(ORGS), st.lists(grants, max_size=3)), max_size=12))
+def test_router_reaches_exactly_the_allowed_subscribers_with_one_encoding(
+    specs: list[tuple[str, list[Grant]]],
+) -> None:
+    manager: SubscriberManager[Subscriber] = SubscriberManager()
+    subs = [subscriber(org, {f"m{i}": g for i, g in enumerate(gs)}) for org, gs in specs]
+    for sub in subs:
+        manager.register(sub)
+    act = activity(7, "o1", "p1")
+    sent = route_to_org_subscribers(manager, act)
+    frames = [sub.take_all() for sub in subs]
+    receivers = [f for sub, f in zip(subs, frames, strict=True) if should_receive_org_event(sub, act)]
+    assert sent == len(receivers)
+    assert all(f for f in receivers)
+    assert len(set(receivers)) <= 1  # the same bytes for everyone
+    assert all(
+        f == b"" for sub, f in zip(subs, frames, strict=True) if not should_receive_org_event(sub, act)
+    )
+
+
+def membership_event(activity_id: int, action: str, membership_id: str, project: str | None) -> Activity:
+    data = {
+        "id": membership_id,
+        "userId": "u1",
+        "organizationId": "o1",
+        "projectId": project,
+        "role": "member",
+    }
+    return Activity(
+        id=activity_id,
+        type=f"membership.{action}d",
+        action=action,
+        entity_type="membership",
+        entity_id=membership_id,
+        organization_id="o1",
+        project_id=project,
+        user_id="admin",
+        changed_keys=None,
+        tx=None,
+        data=orjson.dumps(data).decode(),
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+def test_membership_events_apply_in_order_and_skip_what_the_snapshot_has() -> None:
+    manager: SubscriberManager[Subscriber] = SubscriberManager()
+    sub = subscriber("o1", {})
+    sub.reset_memberships({"m1": Grant("o1", "p1", "member")}, as_of=10)
+    manager.register(sub)
+    apply_membership_change(manager, membership_event(9, "delete", "m1", "p1"))  # already in the snapshot
+    assert sub.scope is not None
+    assert sub.scope.allows("p1")
+    apply_membership_change(manager, membership_event(11, "create", "m2", None))
+    assert sub.scope.allows(None)
+    apply_membership_change(manager, membership_event(12, "delete", "m1", "p1"))
+    apply_membership_change(manager, membership_event(13, "delete", "m2", None))
+    assert sub.closed
+    assert sub.close_reason == "forbidden"
+    data = sub.take_all()
+    assert data is not None
+    assert b'"type":"forbidden"' in data
