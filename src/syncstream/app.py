@@ -36,7 +36,7 @@ from syncstream.modules.users.rate_limit import SignInLimiter
 from syncstream.modules.users.routes import router as users_router
 from syncstream.runtime import Runtime
 from syncstream.stream.manager import SubscriberManager
-from syncstream.stream.response import RawSendMiddleware
+from syncstream.stream.response import StreamMiddleware
 from syncstream.stream.subscriber import Subscriber
 
 logger = logging.getLogger("syncstream")
@@ -147,4 +147,4 @@ class SyncstreamApp(FastAPI):
     def build_middleware_stack(self) -> ASGIApp:
         # Outside even Starlette's error middleware, which wraps ``send`` in a closure:
         # streams need the server's own ``send`` to reach the transport.
-        return RawSendMiddleware(super().build_middleware_stack())
+        return StreamMiddleware(super().build_middleware_stack())

@@ -21,8 +21,10 @@ from syncstream.stream.subscriber import Subscriber
 
 logger = logging.getLogger("syncstream.stream")
 
-#: Scope key under which :class:`RawSendMiddleware` leaves the server's own ``send``.
+#: Scope key under which :class:`StreamMiddleware` leaves the server's own ``send``.
 RAW_SEND_KEY = "syncstream.raw_send"
+#: Scope key of the list into which an :class:`SSEResponse` defers itself.
+DEFERRED_KEY = "syncstream.deferred"
 #: How long a cut slow consumer gets to take its error frame before the socket is aborted.
 CUT_GRACE_SECONDS = 2.0
 
@@ -33,18 +35,44 @@ SSE_HEADERS: list[tuple[bytes, bytes]] = [
 ]
 
 
-class RawSendMiddleware:
-    """Outermost middleware: remembers the server's ``send`` so a stream can reach the
-    transport (through uvicorn's request cycle) to abort a connection stuck on a full
-    socket. Without it, a stuck writer would hold the connection until the peer reads."""
+class StreamMiddleware:
+    """Outermost middleware, and where streams run.
 
-    def __init__(self, app: Any) -> None:
+    It remembers the server's own ``send``, so a stream can reach the transport (through
+    uvicorn's request cycle) to abort a connection stuck on a full socket. And it runs
+    the streams themselves: an :class:`SSEResponse` returned by a route defers itself to
+    here, so the framework's whole call stack (middleware, routing, dependencies, the
+    request) is released while the stream stays open for hours. That is most of the
+    memory an idle connection would otherwise hold.
+
+    Opening a stream (authentication, cursor checks, a few database reads) is the
+    expensive part of its life, so at most ``max_opening`` stream requests run it at
+    once; the rest wait here, cheaply. A reconnect storm then queues instead of piling
+    thousands of half-built requests on the database pool and the heap.
+    """
+
+    def __init__(self, app: Any, max_opening: int = 64) -> None:
         self.app = app
+        self.max_opening = max_opening
+        self._opening: asyncio.Semaphore | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            scope[RAW_SEND_KEY] = send
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deferred: list[SSEResponse] = []
+        scope[RAW_SEND_KEY] = send
+        scope[DEFERRED_KEY] = deferred
+        if scope["path"].endswith("/stream"):
+            if self._opening is None:
+                self._opening = asyncio.Semaphore(self.max_opening)
+            async with self._opening:
+                await self.app(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+        if deferred:
+            stream = deferred.pop()
+            await stream.run({RAW_SEND_KEY: send}, receive, send)
 
 
 def _transport(scope: Scope) -> asyncio.Transport | None:
@@ -92,6 +120,13 @@ class SSEResponse(Response):
         self._writing = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        deferred = scope.get(DEFERRED_KEY)
+        if isinstance(deferred, list):
+            deferred.append(self)
+            return
+        await self.run(scope, receive, send)
+
+    async def run(self, scope: Scope, receive: Receive, send: Send) -> None:
         subscriber = self.subscriber
         # Registered before catch-up reads the log: what commits meanwhile is held,
         # not lost (see stream.catchup).
