@@ -163,7 +163,7 @@ async def test_ids_increase_in_commit_order_and_survive_rollbacks(
     [two] = await write(writer, attachment_activity("x2"))
     assert two > one
     async with database.reader.connect() as conn:
-        assert log.ids(await log.read_after(conn, 0, limit=10)) == [one, two]
+        assert [a.id for a in await log.read_after(conn, 0, limit=10)] == [one, two]
         assert await log.newest_id(conn) == two
 
 
@@ -181,7 +181,7 @@ async def test_read_after_orders_and_filters(database: Database, writer: Activit
 
     async def read(after: int = 0, limit: int = 100, **filters: object) -> list[int]:
         async with database.reader.connect() as conn:
-            return log.ids(await log.read_after(conn, after, limit=limit, **filters))  # type: ignore[arg-type]
+            return [a.id for a in await log.read_after(conn, after, limit=limit, **filters)]  # type: ignore[arg-type]
 
     assert await read() == ids
     assert await read(after=p1) == [p2, other, page, m1]
@@ -245,7 +245,7 @@ async def test_prune_deletes_old_activities_but_keeps_the_newest(
     deleted, mark = await prune(database, datetime.now(UTC) + timedelta(days=1))
     assert (deleted, mark) == (3, ids[2])
     async with database.reader.connect() as conn:
-        assert log.ids(await log.read_after(conn, 0, limit=10)) == [ids[3]]
+        assert [a.id for a in await log.read_after(conn, 0, limit=10)] == [ids[3]]
         assert await log.pruned_through(conn) == ids[2]
         assert await log.newest_id(conn) == ids[3]
     # Pruning again with nothing old left keeps the mark where it was.
@@ -253,4 +253,4 @@ async def test_prune_deletes_old_activities_but_keeps_the_newest(
     [later] = await write(writer, attachment_activity("new"))
     assert await prune(database, datetime.now(UTC) + timedelta(days=1)) == (1, ids[3])
     async with database.reader.connect() as conn:
-        assert log.ids(await log.read_after(conn, 0, limit=10)) == [later]
+        assert [a.id for a in await log.read_after(conn, 0, limit=10)] == [later]

@@ -11,7 +11,7 @@ committed or never will. The lock covers only the tail of each write transaction
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -144,7 +144,3 @@ async def prune(session: AsyncSession, before: datetime) -> tuple[int, int]:
 async def _pruned_through_session(session: AsyncSession) -> int:
     value = await session.scalar(select(LogState.value).where(LogState.key == PRUNED_THROUGH))
     return int(value or 0)
-
-
-def ids(activities: Sequence[Activity]) -> list[int]:
-    return [a.id for a in activities]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-from syncstream.stream.helpers import offset_frame
+from syncstream.stream.frames import offset_frame
 from syncstream.stream.subscriber import Subscriber
 
 

@@ -1,37 +1,31 @@
-"""SSE frames of the stream protocol, and helpers that queue them on a subscriber.
+"""Helpers that queue protocol frames on a subscriber, and the keep-alive wait.
 
-Frames are encoded once and shared: a change frame built for one activity is the same
-``bytes`` object in every subscriber's outbox.
+Routing code calls these rather than touching the outbox; the frames themselves are
+in :mod:`syncstream.stream.frames` (re-exported here for convenience).
 """
 
 from __future__ import annotations
 
-import orjson
-
-from syncstream.stream.sse import encode_data_frame, encode_frame
+from syncstream.stream.frames import (
+    PING_FRAME,
+    change_frame,
+    error_frame,
+    offset_frame,
+    retry_frame,
+)
 from syncstream.stream.subscriber import Subscriber
 
-PING_FRAME = b"event: ping\ndata: pong\n\n"
-
-
-def change_frame(activity_id: int, message: bytes) -> bytes:
-    """``event: change`` with the activity ID as the SSE ``id`` (what ``Last-Event-ID`` resumes from)."""
-    return encode_data_frame(b"change", str(activity_id).encode(), message)
-
-
-def offset_frame(cursor: int | None) -> bytes:
-    body = orjson.dumps({"cursor": None if cursor is None else str(cursor)})
-    return encode_frame(event="offset", data=body)
-
-
-def retry_frame(milliseconds: int) -> bytes:
-    return encode_frame(retry=milliseconds)
-
-
-def error_frame(type_: str, status: int, detail: str, title: str | None = None) -> bytes:
-    body = {"type": type_, "title": title or type_.replace("_", " ").capitalize(), "status": status}
-    body["detail"] = detail
-    return encode_frame(event="error", data=orjson.dumps(body))
+__all__ = [
+    "PING_FRAME",
+    "change_frame",
+    "error_frame",
+    "keep_alive",
+    "offset_frame",
+    "retry_frame",
+    "write_change",
+    "write_offset",
+    "write_ping",
+]
 
 
 def write_change(subscriber: Subscriber, activity_id: int, frame: bytes) -> None:

@@ -18,7 +18,10 @@ import itertools
 from collections import deque
 from collections.abc import Callable
 
+from syncstream.stream.frames import error_frame
+
 _ids = itertools.count(1)
+SLOW_CONSUMER_FRAME = error_frame("slow_consumer", 409, "The client did not read its stream fast enough.")
 _TIMED_OUT = object()
 
 
@@ -85,13 +88,7 @@ class Subscriber:
         self._wake()
 
     def _overflow(self) -> None:
-        from syncstream.stream.helpers import error_frame
-
-        self.close(
-            "slow_consumer",
-            error_frame("slow_consumer", 409, "The client did not read its stream fast enough."),
-            discard_queued=True,
-        )
+        self.close("slow_consumer", SLOW_CONSUMER_FRAME, discard_queued=True)
         if self.on_overflow is not None:
             self.on_overflow(self)
 

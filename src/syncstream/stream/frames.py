@@ -1,0 +1,33 @@
+"""The frames of the stream protocol, encoded once and shared.
+
+A change frame built for one activity is the same ``bytes`` object in every
+subscriber's outbox, in catch-up and live alike.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from syncstream.stream.sse import encode_data_frame, encode_frame
+
+PING_FRAME = b"event: ping\ndata: pong\n\n"
+
+
+def change_frame(activity_id: int, message: bytes) -> bytes:
+    """``event: change`` with the activity ID as the SSE ``id`` (what ``Last-Event-ID`` resumes from)."""
+    return encode_data_frame(b"change", str(activity_id).encode(), message)
+
+
+def offset_frame(cursor: int | None) -> bytes:
+    body = orjson.dumps({"cursor": None if cursor is None else str(cursor)})
+    return encode_frame(event="offset", data=body)
+
+
+def retry_frame(milliseconds: int) -> bytes:
+    return encode_frame(retry=milliseconds)
+
+
+def error_frame(type_: str, status: int, detail: str, title: str | None = None) -> bytes:
+    body = {"type": type_, "title": title or type_.replace("_", " ").capitalize(), "status": status}
+    body["detail"] = detail
+    return encode_frame(event="error", data=orjson.dumps(body))
