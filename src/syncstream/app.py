@@ -60,7 +60,9 @@ def build_runtime(settings: Settings) -> Runtime:
 
 
 def close_streams(runtime: Runtime, reason: str = "shutdown") -> None:
-    """End every open stream cleanly (clients resume elsewhere with Last-Event-ID)."""
+    """End every open stream cleanly (clients resume elsewhere with Last-Event-ID), and
+    refuse new ones from now on."""
+    runtime.closing = True
     for sub in runtime.subscribers.get_all():
         sub.close(reason)
 

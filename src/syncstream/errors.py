@@ -86,24 +86,45 @@ def _allowed_methods(request: Request) -> str:
     ``PUT /pages`` would advertise POST but not GET. Asking the routes whether each
     method would match fully works whatever the router's internal nesting.
 
-    A literal path is its own resource: ``/pages/stream`` is the stream (GET only), not
-    the page ``{page_id}="stream"``, so when a route without path parameters matches,
-    only such routes count. (The fuzzer found ``OPTIONS /pages/stream`` advertising
-    ``PATCH`` and ``DELETE``, which the schema does not document for that path.)
+    A literal path is its own resource, though: ``/pages/stream`` is the stream (GET
+    only), not the page ``{page_id}="stream"``. So where the OpenAPI document describes
+    the path, ``Allow`` lists what it documents, literal paths first, as the router
+    matches them (the fuzzer in tests/hardening found ``OPTIONS /pages/stream``
+    advertising PATCH and DELETE).
     """
-    matching = [
-        route
-        for route in request.app.router.routes
-        if any(route.matches({**request.scope, "method": m})[0] == Match.FULL for m in _METHODS)
-    ]
-    literal = [route for route in matching if not getattr(route, "param_convertors", None)]
-    routes = literal or matching
+    documented = _documented_methods(request)
+    if documented:
+        return ", ".join(m for m in _METHODS if m in documented)
     allowed = [
         method
         for method in _METHODS
-        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
     ]
     return ", ".join(allowed)
+
+
+def _documented_methods(request: Request) -> set[str]:
+    """The methods the OpenAPI document gives the request's path (empty if none)."""
+    path: str = request.scope["path"]
+    paths: dict[str, dict[str, Any]] = request.app.openapi().get("paths", {})
+    matching = [template for template in paths if _template_matches(template, path)]
+    literal = [template for template in matching if "{" not in template]
+    methods: set[str] = set()
+    for template in literal or matching:
+        methods.update(method.upper() for method in paths[template])
+    return methods
+
+
+def _template_matches(template: str, path: str) -> bool:
+    parts, wanted = template.strip("/").split("/"), path.strip("/").split("/")
+    if len(parts) != len(wanted):
+        return False
+    return all(
+        (p[:1] == "{" and p[-1:] == "}" and w != "") or p == w for p, w in zip(parts, wanted, strict=True)
+    )
 
 
 async def _on_http(request: Request, exc: Exception) -> Response:

@@ -25,3 +25,5 @@ class Runtime:
     tailer: LogTailer
     subscribers: SubscriberManager[Subscriber]
     metrics: Metrics
+    #: Set when the server is stopping: no new stream may open (it would hold shutdown).
+    closing: bool = False

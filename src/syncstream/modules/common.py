@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, Request
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from sqlalchemy import or_, select
@@ -76,7 +77,22 @@ async def reader(runtime: RuntimeDep) -> AsyncIterator[AsyncConnection]:
 ReaderDep = Annotated[AsyncConnection, Depends(reader)]
 
 
-async def current_caller(request: Request, runtime: RuntimeDep) -> Caller:
+#: Documentation only: these put the two ways to authenticate into the OpenAPI document
+#: (``securitySchemes``, and ``security`` on exactly the operations that need a caller),
+#: which it did not say, so schema-driven clients and fuzzers could not tell a public
+#: operation from one that answers 401. Neither ever rejects: ``bearer_token`` decides.
+_BEARER_SCHEME = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>`")
+_COOKIE_SCHEME = APIKeyCookie(
+    name=SESSION_COOKIE, auto_error=False, description="The session cookie set by `POST /auth/sign-in`."
+)
+
+
+async def current_caller(
+    request: Request,
+    runtime: RuntimeDep,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER_SCHEME)] = None,
+    _cookie: Annotated[str | None, Depends(_COOKIE_SCHEME)] = None,
+) -> Caller:
     token = bearer_token(request)
     if token is None:
         raise problems.unauthorized()

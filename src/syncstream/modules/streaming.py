@@ -105,6 +105,8 @@ def open_sse(
     ``prepare`` runs once registered and before catch-up: the place to load state that
     live events will keep current from then on (the org stream's memberships).
     """
+    if runtime.closing:
+        raise problems.unavailable("The server is shutting down; reconnect to another.", retry_after=1)
     page_size = runtime.settings.catchup_page_size
     metrics = runtime.metrics
     tailer = runtime.tailer
@@ -131,6 +133,8 @@ def open_sse(
 
     def opened(sub: Subscriber) -> None:
         runtime.subscribers.register(sub)
+        if runtime.closing:  # opened while shutdown began: end it like the others
+            sub.close("shutdown")
         metrics.connections.labels(stream).inc()
         logger.info("stream open %s %s after=%s", stream, sub.id, resolved.after)
 
