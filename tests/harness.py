@@ -41,6 +41,7 @@ class ServerProcess:
     bus_url: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     workers: int = 1
+    log_level: str = field(default_factory=lambda: os.environ.get("SYNCSTREAM_TEST_LOG_LEVEL", "warning"))
     port: int = field(default_factory=free_port)
     log_path: Path | None = None
     process: subprocess.Popen[bytes] | None = None
@@ -67,7 +68,7 @@ class ServerProcess:
                 "--workers",
                 str(self.workers),
                 "--log-level",
-                os.environ.get("SYNCSTREAM_TEST_LOG_LEVEL", "warning"),
+                self.log_level,
             ],
             env=env,
             stdout=log,

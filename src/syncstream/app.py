@@ -24,6 +24,7 @@ from syncstream.console import router as console_router
 from syncstream.db.engine import Database
 from syncstream.db.migrate import upgrade
 from syncstream.errors import BodyLimitMiddleware, install_error_handlers
+from syncstream.logs import RequestIdMiddleware
 from syncstream.metrics import Metrics
 from syncstream.modules.attachments.routes import router as attachments_router
 from syncstream.modules.memberships.routes import router as memberships_router
@@ -149,4 +150,4 @@ class SyncstreamApp(FastAPI):
     def build_middleware_stack(self) -> ASGIApp:
         # Outside even Starlette's error middleware, which wraps ``send`` in a closure:
         # streams need the server's own ``send`` to reach the transport.
-        return StreamMiddleware(super().build_middleware_stack())
+        return StreamMiddleware(RequestIdMiddleware(super().build_middleware_stack()))

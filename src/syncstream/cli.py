@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from syncstream.config import Settings
+from syncstream.logs import logging_config
 
 
 def _choose_cross_process_bus() -> str | None:
@@ -46,12 +47,7 @@ def _serve(args: argparse.Namespace) -> int:
         if problem:
             print(f"syncstream: {problem}", file=sys.stderr)
             return 2
-    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    log_config["loggers"]["syncstream"] = {
-        "handlers": ["default"],
-        "level": args.log_level.upper(),
-        "propagate": False,
-    }
+    log_config = logging_config(copy.deepcopy(uvicorn.config.LOGGING_CONFIG), args.log_level)
     uvicorn.run(
         "syncstream.app:create_app",
         log_config=log_config,

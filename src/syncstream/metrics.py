@@ -41,7 +41,7 @@ class Metrics:
         )
         self.commit_to_route_seconds = Histogram(
             "syncstream_commit_to_route_seconds",
-            "Delay from an activity's commit timestamp to its routing in this process.",
+            "Delay from an activity's write (its createdAt) to its routing in this process.",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=self.registry,
         )

@@ -136,13 +136,20 @@ def open_sse(
         if runtime.closing:  # opened while shutdown began: end it like the others
             sub.close("shutdown")
         metrics.connections.labels(stream).inc()
-        logger.info("stream open %s %s after=%s", stream, sub.id, resolved.after)
+        logger.info("stream open stream=%s subscriber=%s after=%s", stream, sub.id, resolved.after)
 
     def closed(sub: Subscriber) -> None:
         runtime.subscribers.unregister(sub)
         if sub.close_reason == "slow_consumer":
             metrics.slow_consumer_disconnects.inc()
-        logger.info("stream closed %s %s reason=%s cursor=%s", stream, sub.id, sub.close_reason, sub.cursor)
+        log = logger.warning if sub.close_reason == "slow_consumer" else logger.info
+        log(
+            "stream closed stream=%s subscriber=%s reason=%s cursor=%s",
+            stream,
+            sub.id,
+            sub.close_reason,
+            sub.cursor,
+        )
 
     return SSEResponse(
         subscriber,

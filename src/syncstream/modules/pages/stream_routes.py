@@ -56,6 +56,7 @@ def install(runtime: Runtime) -> None:
         started = time.perf_counter()
         sent = route_to_page_subscribers(manager, activity)
         metrics.routing_seconds.observe(time.perf_counter() - started)
+        metrics.commit_to_route_seconds.observe(max(0.0, time.time() - activity.created_at.timestamp()))
         metrics.activities_routed.inc()
         metrics.messages_sent.inc(sent)
 
