@@ -31,21 +31,19 @@ from syncstream.client.errors import (
     SyncStreamError,
     Unauthorized,
 )
-from syncstream.client.follow import (
+from syncstream.client.events import (
     CaughtUp,
     Change,
     Connected,
     Connecting,
     Disconnected,
-    Follower,
     Heartbeat,
-    MustRefetchCallback,
     Reset,
     StreamEvent,
     StreamState,
-    Subscription,
-    stream_key,
 )
+from syncstream.client.follow import Follower, MustRefetchCallback, stream_key
+from syncstream.client.subscription import Subscription
 from syncstream.stream.messages import JsonPage, OffsetFrame, Problem, StreamMessage, TxInfo
 
 __all__ = [

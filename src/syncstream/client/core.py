@@ -14,15 +14,9 @@ import pydantic
 from syncstream.client.backoff import Backoff
 from syncstream.client.cursors import CursorStore
 from syncstream.client.errors import ProblemError, ProtocolError
-from syncstream.client.follow import (
-    Follower,
-    MustRefetchCallback,
-    StreamEvent,
-    Subscription,
-    _problem_from,
-    _Transient,
-    only_changes,
-)
+from syncstream.client.events import StreamEvent
+from syncstream.client.follow import Follower, MustRefetchCallback, _problem_from, _Transient
+from syncstream.client.subscription import Subscription, only_changes
 from syncstream.stream.messages import JsonPage, StreamMessage
 
 __all__ = ["DEFAULT_READ_TIMEOUT", "SyncClient"]

@@ -28,14 +28,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
-import enum
 import inspect
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
-from types import TracebackType
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 import httpx
 import pydantic
@@ -53,24 +50,21 @@ from syncstream.client.errors import (
     StreamUnavailable,
     Unauthorized,
 )
+from syncstream.client.events import (
+    CaughtUp,
+    Change,
+    Connected,
+    Connecting,
+    Disconnected,
+    Heartbeat,
+    Reset,
+    StreamEvent,
+    StreamState,
+)
 from syncstream.stream.messages import JsonPage, OffsetFrame, Problem, StreamMessage
 from syncstream.stream.sse import ServerSentEvent, SSEParser
 
-__all__ = [
-    "CaughtUp",
-    "Change",
-    "Connected",
-    "Connecting",
-    "Disconnected",
-    "Follower",
-    "Heartbeat",
-    "MustRefetchCallback",
-    "Reset",
-    "StreamEvent",
-    "StreamState",
-    "Subscription",
-    "stream_key",
-]
+__all__ = ["Follower", "MustRefetchCallback", "stream_key"]
 
 T = TypeVar("T")
 
@@ -82,80 +76,6 @@ MustRefetchCallback = Callable[[MustRefetch], Awaitable[None] | None]
 _POSITION_PARAMS = frozenset({"offset", "live", "limit"})
 #: Statuses worth retrying: the server (or a proxy) is busy, restarting or briefly unable.
 _TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-
-
-class StreamState(enum.StrEnum):
-    """Where a followed stream stands."""
-
-    CONNECTING = "connecting"
-    #: Connected; the server is sending the changes missed since the cursor.
-    CATCHING_UP = "catching_up"
-    #: Catch-up complete (the ``offset`` frame arrived): changes now arrive as they commit.
-    LIVE = "live"
-    #: Disconnected, waiting the backoff delay before the next attempt.
-    RECONNECTING = "reconnecting"
-    CLOSED = "closed"
-
-
-@dataclass(frozen=True, slots=True)
-class Connecting:
-    """A connection attempt starts; ``attempt`` counts consecutive attempts since something was received."""
-
-    attempt: int
-    cursor: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Connected:
-    """The server accepted (200, an event stream); catch-up from ``cursor`` follows."""
-
-    cursor: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One change. ``raw`` is the ``data`` line exactly as the server sent it (the same bytes wherever the
-    activity is delivered), for callers that forward it untouched."""
-
-    message: StreamMessage
-    raw: str
-
-
-@dataclass(frozen=True, slots=True)
-class CaughtUp:
-    """The ``offset`` frame: everything missed has been delivered; what follows is live."""
-
-    cursor: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Heartbeat:
-    """A keep-alive ``ping``: the connection is alive and idle."""
-
-
-@dataclass(frozen=True, slots=True)
-class Disconnected:
-    """The connection ended or could not be made; the next attempt starts in ``retry_in`` seconds.
-
-    ``problem`` is the server's reason when it gave one (an ``error`` frame, a 503); ``error`` the network
-    error when there was one (``httpx.ConnectError`` while the server is down, ``httpx.ReadTimeout`` for a
-    silent connection, …).
-    """
-
-    reason: str
-    retry_in: float
-    problem: Problem | None = None
-    error: Exception | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Reset:
-    """``must_refetch`` was handled (the application's callback ran); the stream restarts from ``-1``."""
-
-    problem: Problem
-
-
-StreamEvent = Connecting | Connected | Change | CaughtUp | Heartbeat | Disconnected | Reset
 
 
 def stream_key(url: httpx.URL) -> str:
@@ -530,71 +450,3 @@ class Follower:
                 yield frame
             if parser.retry is not None:
                 self.server_retry = parser.retry / 1000
-
-
-class Subscription(Generic[T]):
-    """A followed stream: an async iterator of ``T`` that is also an async context manager.
-
-    ``async for item in subscription`` is enough. ``async with subscription:`` additionally closes the
-    connection when the block ends (instead of whenever the garbage collector gets to it) and, when the
-    block ends without an exception, saves the cursor of the last item delivered: the block finished
-    normally, so the application is done with it. Without the block (or on an exception), an item's
-    cursor is saved when the next item is requested, so an item whose processing failed is delivered
-    again next time.
-    """
-
-    def __init__(self, follower: Follower, items: AsyncGenerator[T, None]) -> None:
-        self._follower = follower
-        self._items = items
-
-    @property
-    def key(self) -> str:
-        """The stream's key in the cursor store."""
-        return self._follower.key
-
-    @property
-    def cursor(self) -> str | None:
-        """The ID of the last activity received (or the catch-up cursor): where a reconnection resumes."""
-        return self._follower.cursor
-
-    @property
-    def state(self) -> StreamState:
-        return self._follower.state
-
-    @property
-    def follower(self) -> Follower:
-        return self._follower
-
-    def reconnect(self) -> None:
-        """See :meth:`Follower.reconnect`."""
-        self._follower.reconnect()
-
-    def __aiter__(self) -> AsyncIterator[T]:
-        return self
-
-    async def __anext__(self) -> T:
-        return await self._items.__anext__()
-
-    async def aclose(self) -> None:
-        """Close the connection and end the iteration."""
-        await self._items.aclose()
-
-    async def __aenter__(self) -> Subscription[T]:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        try:
-            if exc_type is None:
-                await self._follower.commit()
-        finally:
-            await self.aclose()
-
-
-async def only_changes(events: AsyncGenerator[StreamEvent, None]) -> AsyncGenerator[StreamMessage, None]:
-    """The messages of a stream of events (what the typed helpers yield)."""
-    async with aclosing(events) as source:
-        async for event in source:
-            if isinstance(event, Change):
-                yield event.message
