@@ -26,6 +26,14 @@ from syncstream.stream.sse import ServerSentEvent, SSEParser
 
 STARTUP_SECONDS = 30.0
 
+#: Test servers ping every second and hash passwords cheaply (argon2id at its minimum
+#: cost: the hash is exercised, the suite does not spend minutes in it).
+TEST_ENV = {
+    "SYNCSTREAM_KEEPALIVE_SECONDS": "1",
+    "SYNCSTREAM_PASSWORD_TIME_COST": "1",
+    "SYNCSTREAM_PASSWORD_MEMORY_KIB": "1024",
+}
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -51,7 +59,7 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ServerProcess:
-        env = {**os.environ, "SYNCSTREAM_KEEPALIVE_SECONDS": "1", **self.env}
+        env = {**os.environ, **TEST_ENV, **self.env}
         self.log_path = self.log_path or Path(f"/tmp/syncstream-test-{self.port}.log")
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(

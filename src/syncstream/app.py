@@ -19,6 +19,7 @@ from syncstream.activities.bus import ActivityBus
 from syncstream.activities.tailer import LogTailer
 from syncstream.activities.transports import doorbell_from_url
 from syncstream.activities.writer import ActivityWriter
+from syncstream.auth import passwords
 from syncstream.config import Settings
 from syncstream.console import router as console_router
 from syncstream.db.engine import Database
@@ -92,6 +93,7 @@ def _close_streams_on_exit_signal(runtime: Runtime) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
+    passwords.configure(time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib)
     runtime = build_runtime(settings)
 
     @contextlib.asynccontextmanager

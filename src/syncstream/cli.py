@@ -68,6 +68,7 @@ async def _user_create(args: argparse.Namespace) -> int:
     from sqlalchemy import select
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from syncstream.auth.passwords import configure as configure_passwords
     from syncstream.auth.passwords import hash_password
     from syncstream.auth.sessions import create_session
     from syncstream.db.engine import Database
@@ -80,6 +81,7 @@ async def _user_create(args: argparse.Namespace) -> int:
         print("syncstream: the password must have at least 8 characters", file=sys.stderr)
         return 2
     settings = Settings.from_env().with_overrides(database_url=args.database_url)
+    configure_passwords(time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib)
     database = Database.connect(settings.database_url)
     try:
         await upgrade(database)

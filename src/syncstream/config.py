@@ -59,6 +59,9 @@ class Settings:
     catchup_page_size: int = 1000
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     #: Failed sign-ins allowed per account in one window (per client address: ten times as many).
+    #: Argon2id cost of new password hashes (argon2-cffi's defaults).
+    password_time_cost: int = 3
+    password_memory_kib: int = 65536
     sign_in_attempts: int = 10
     sign_in_window_seconds: float = 60.0
 
@@ -74,6 +77,8 @@ class Settings:
             max_body_bytes=_env_int("SYNCSTREAM_MAX_BODY_BYTES", 1024 * 1024),
             poll_seconds=_env_float("SYNCSTREAM_POLL_SECONDS", 1.0),
             cors_origins=_env_list("SYNCSTREAM_CORS_ORIGINS"),
+            password_time_cost=_env_int("SYNCSTREAM_PASSWORD_TIME_COST", 3),
+            password_memory_kib=_env_int("SYNCSTREAM_PASSWORD_MEMORY_KIB", 65536),
             sign_in_attempts=_env_int("SYNCSTREAM_SIGN_IN_ATTEMPTS", 10),
             sign_in_window_seconds=_env_float("SYNCSTREAM_SIGN_IN_WINDOW_SECONDS", 60.0),
         )

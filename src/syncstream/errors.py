@@ -32,6 +32,7 @@ _STATUS_TYPES = {
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    431: "request_header_fields_too_large",
     422: "validation_error",
     429: "too_many_requests",
     503: "unavailable",
@@ -127,8 +128,32 @@ def _template_matches(template: str, path: str) -> bool:
     )
 
 
+def _unreadable_body(exc: HTTPException) -> str | None:
+    """What is wrong with a JSON body that FastAPI could not decode for a reason other than
+    its syntax, or None.
+
+    FastAPI answers a syntax error with a validation error, but a body nested deeper than
+    the parser goes (``[[[[…]]]]``, RecursionError) or not in UTF-8 (UnicodeDecodeError)
+    becomes a bare ``400 "There was an error parsing the body"``: a malformed body is a
+    ``422 validation_error`` here (architecture.md), whatever the malformation, and says
+    what it is. (tests/hardening/test_hostile_input.py found the 400s.)
+    """
+    cause = exc.__cause__
+    if exc.status_code != 400 or cause is None:
+        return None
+    if isinstance(cause, RecursionError):
+        return "the body is not valid JSON: it is nested too deeply"
+    if isinstance(cause, UnicodeError):
+        return "the body is not valid JSON: it is not UTF-8 text"
+    if isinstance(cause, ValueError):
+        return "the body is not valid JSON"
+    return None
+
+
 async def _on_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if (unreadable := _unreadable_body(exc)) is not None:
+        return problem_response(422, "validation_error", unreadable)
     type_ = _STATUS_TYPES.get(exc.status_code, "bad_request" if exc.status_code < 500 else "internal_error")
     detail = exc.detail if isinstance(exc.detail, str) else type_
     headers = dict(exc.headers or {})
@@ -271,13 +296,26 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _on_unexpected)
 
 
+#: Bounds of a request's head; a browser sends ~20 headers in a few KiB. (uvicorn's
+#: httptools parser has no bound of its own: see docs/reliability.md.)
+MAX_HEADER_COUNT = 100
+MAX_HEADER_BYTES = 64 * 1024
+
+
 class BodyLimitMiddleware:
-    """413 for bodies over the limit, whether announced by Content-Length or streamed.
+    """413 for bodies over the limit, whether announced by Content-Length or streamed;
+    and 431 for a head with too many or too large header fields.
 
     The body is read here, before the application sees the request: a limit enforced
     while the application reads would surface inside FastAPI's body parsing, which turns
     every read error into a 400. Buffering costs nothing extra, since FastAPI buffers
     the whole body anyway; requests without a body (streams) pass straight through.
+
+    The head is checked first. uvicorn (with httptools) accepts any number of header
+    fields of any size, and the application would then read, parse and log them all; a
+    header flood gets a clear ``431 request_header_fields_too_large`` (RFC 6585) instead
+    of being served. (tests/hardening/test_hostile_input.py found 200,000 headers, 2 MB,
+    answered with a 200.)
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -287,6 +325,15 @@ class BodyLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        headers = scope["headers"]
+        if len(headers) > MAX_HEADER_COUNT or sum(len(n) + len(v) for n, v in headers) > MAX_HEADER_BYTES:
+            detail = (
+                f"requests may carry at most {MAX_HEADER_COUNT} header fields "
+                f"and {MAX_HEADER_BYTES} bytes of them"
+            )
+            response = problem_response(431, "request_header_fields_too_large", detail)
+            await response(scope, _no_receive, send)
             return
         if self._announced_too_large(scope):
             await self._too_large(scope, send)

@@ -14,6 +14,16 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 
+def configure(*, time_cost: int, memory_kib: int) -> None:
+    """Set the cost of new hashes (existing hashes carry their own parameters and keep
+    verifying). The defaults are argon2-cffi's RFC 9106 profile; test suites lower them."""
+    global _hasher, _DUMMY_HASH
+    if (time_cost, memory_kib) == (_hasher.time_cost, _hasher.memory_cost):
+        return
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+    _DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
 async def hash_password(password: str) -> str:
     return await asyncio.to_thread(_hasher.hash, password)
 

@@ -30,6 +30,7 @@ from syncstream.stream.cursor import (
     parse_offset,
     resolve,
 )
+from syncstream.stream.frames import error_frame
 from syncstream.stream.helpers import change_frame
 from syncstream.stream.response import SSEResponse
 from syncstream.stream.subscriber import Subscriber
@@ -117,6 +118,8 @@ def open_sse(
         # subscriber, so nothing newer can be judged on stale permissions.
         until = tailer.position
         rows = await read_after(after, page_size)
+        if await pruned_past(after):
+            return CatchUpPage([], after, complete=False)  # the subscriber is closed: replay ends
         complete = len(rows) < page_size
         if rows and rows[-1].id > until:
             rows = [a for a in rows if a.id <= until]
@@ -124,6 +127,23 @@ def open_sse(
         frames = [(a.id, change_frame(a.id, render_message(a))) for a in rows if accept(a)]
         metrics.messages_sent.inc(len(frames))
         return CatchUpPage(frames, rows[-1].id if rows else after, complete=complete)
+
+    async def pruned_past(after: int) -> bool:
+        """Whether an operator pruned history beyond ``after`` since the cursor was checked.
+
+        A slow client can take minutes over its catch-up, and ``activities prune`` may run
+        meanwhile: the read just made would then have skipped what was deleted, a silent
+        gap. Checked after each read (a prune committed before it is seen here), the stream
+        ends as a too-old cursor is refused, with ``must_refetch``; the frames sent so far
+        were a gapless prefix. (tests/hardening/test_retention.py found the gap.)
+        """
+        async with runtime.database.reader.connect() as conn:
+            pruned = await log.pruned_through(conn)
+        if pruned <= after:
+            return False
+        detail = f"history was pruned through {pruned} while this stream caught up; start again from -1"
+        subscriber.close("must_refetch", error_frame("must_refetch", 409, detail), discard_queued=True)
+        return True
 
     async def catch_up() -> AsyncIterator[bytes]:
         if prepare is not None:

@@ -97,7 +97,7 @@ async def sign_in(body: SignInIn, runtime: RuntimeDep, request: Request, conn: R
 
 
 @router.post("/auth/sign-out", status_code=204, summary="End this session; its streams end too")
-async def sign_out(caller: CallerDep, runtime: RuntimeDep) -> Response:
+async def sign_out(caller: CallerDep, runtime: RuntimeDep, request: Request) -> Response:
     async with runtime.writer.transaction() as tx:
         await tx.session.execute(delete(Session).where(Session.id == caller.session_id))
         await tx.record(
@@ -112,7 +112,12 @@ async def sign_out(caller: CallerDep, runtime: RuntimeDep) -> Response:
             )
         )
     response = json_response(None, 204)
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+    # Cleared with the attributes it was set with, Secure included behind HTTPS: a
+    # Set-Cookie without Secure over HTTPS is what scanners (and strict browsers) flag.
+    cookie = _session_cookie(request, "")
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=bool(cookie["secure"])
+    )
     return response
 
 
