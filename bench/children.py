@@ -8,6 +8,7 @@ methods are the commands; :func:`_child_main` runs them one after another on the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import traceback
@@ -34,38 +35,34 @@ def _child_main(conn: Connection, factory: Callable[[], object]) -> None:
 async def _serve(conn: Connection, factory: Callable[[], object]) -> None:
     worker = factory()
     loop = asyncio.get_running_loop()
-    inbox: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+    inbox: asyncio.Queue[tuple[int, str, dict[str, Any]]] = asyncio.Queue()
 
     def readable() -> None:
         try:
             inbox.put_nowait(conn.recv())
         except EOFError:  # the coordinator went away
             loop.remove_reader(conn.fileno())
-            inbox.put_nowait(("exit", {}))
+            inbox.put_nowait((0, "exit", {}))
 
     loop.add_reader(conn.fileno(), readable)
     # The loop made the pipe non-blocking; a large reply must be written whole, so make it blocking again
     # (it is only read when readable, so reads do not stall the loop).
     os.set_blocking(conn.fileno(), True)
     while True:
-        name, kwargs = await inbox.get()
+        seq, name, kwargs = await inbox.get()
         if name == "exit":
             closer = getattr(worker, "close", None)
             if closer is not None:
-                try:
+                with contextlib.suppress(Exception):
                     await closer()
-                except Exception:
-                    pass
-            try:
-                conn.send(("ok", None))
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):
+                conn.send((seq, "ok", None))
             return
         try:
             result = await getattr(worker, name)(**kwargs)
-            conn.send(("ok", result))
+            conn.send((seq, "ok", result))
         except Exception:
-            conn.send(("error", traceback.format_exc()))
+            conn.send((seq, "error", traceback.format_exc()))
 
 
 class Child:
@@ -77,6 +74,7 @@ class Child:
         self.process.start()
         child_conn.close()
         self.name = name
+        self._seq = 0
 
     @property
     def pid(self) -> int:
@@ -84,43 +82,51 @@ class Child:
         assert pid is not None
         return pid
 
-    def send(self, command: str, /, **kwargs: Any) -> None:
-        self._conn.send((command, kwargs))
+    def send(self, command: str, /, **kwargs: Any) -> int:
+        """Send a command; returns its sequence number, which its reply carries."""
+        self._seq += 1
+        self._conn.send((self._seq, command, kwargs))
+        return self._seq
 
-    async def reply(self, timeout: float) -> Any:
+    async def reply(self, seq: int, within: float) -> Any:
+        """The reply to command ``seq``. Replies to earlier commands whose caller gave up waiting (a
+        cancelled scenario) are read and dropped, so the pipe never gets out of step."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[str, Any]] = loop.create_future()
         fd = self._conn.fileno()
+        deadline = loop.time() + within
+        while True:
+            future: asyncio.Future[tuple[int, str, Any]] = loop.create_future()
 
-        def readable() -> None:
-            loop.remove_reader(fd)
-            if future.done():
-                return
+            def readable(future: asyncio.Future[tuple[int, str, Any]] = future) -> None:
+                loop.remove_reader(fd)
+                if future.done():
+                    return
+                try:
+                    future.set_result(self._conn.recv())
+                except (EOFError, OSError) as exc:
+                    future.set_exception(ChildError(f"{self.name} died: {exc!r}"))
+
+            loop.add_reader(fd, readable)
+            os.set_blocking(fd, True)  # see _serve
             try:
-                future.set_result(self._conn.recv())
-            except (EOFError, OSError) as exc:
-                future.set_exception(ChildError(f"{self.name} died: {exc!r}"))
-
-        loop.add_reader(fd, readable)
-        os.set_blocking(fd, True)  # see _serve
-        try:
-            status, value = await asyncio.wait_for(future, timeout)
-        finally:
-            loop.remove_reader(fd)
+                got, status, value = await asyncio.wait_for(future, max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise ChildError(f"{self.name}: no reply within {within:.0f} s") from None
+            finally:
+                loop.remove_reader(fd)
+            if got == seq:
+                break
         if status != "ok":
             raise ChildError(f"{self.name}: {value}")
         return value
 
-    async def call(self, command: str, timeout: float, /, **kwargs: Any) -> Any:
-        self.send(command, **kwargs)
-        return await self.reply(timeout)
+    async def call(self, command: str, within: float, /, **kwargs: Any) -> Any:
+        return await self.reply(self.send(command, **kwargs), within)
 
-    async def stop(self, timeout: float = 5.0) -> None:
+    async def stop(self, within: float = 5.0) -> None:
         if self.process.is_alive():
-            try:
-                await self.call("exit", timeout)
-            except (ChildError, TimeoutError, OSError, BrokenPipeError):
-                pass
+            with contextlib.suppress(ChildError, TimeoutError, OSError):
+                await self.call("exit", within)
         self.process.join(timeout=1)
         if self.process.is_alive():
             self.process.kill()
@@ -128,17 +134,15 @@ class Child:
         self._conn.close()
 
 
-async def call_all(children: list[Child], command: str, timeout: float, /, **kwargs: Any) -> list[Any]:
+async def call_all(children: list[Child], command: str, within: float, /, **kwargs: Any) -> list[Any]:
     """Send a command to every child at once and gather the replies (in the same order)."""
-    for child in children:
-        child.send(command, **kwargs)
-    return list(await asyncio.gather(*(child.reply(timeout) for child in children)))
+    seqs = [child.send(command, **kwargs) for child in children]
+    return list(await asyncio.gather(*(c.reply(s, within) for c, s in zip(children, seqs, strict=True))))
 
 
 async def call_each(
-    children: list[Child], command: str, timeout: float, kwargs_list: list[dict[str, Any]]
+    children: list[Child], command: str, within: float, kwargs_list: list[dict[str, Any]]
 ) -> list[Any]:
     """Like :func:`call_all`, with different arguments per child."""
-    for child, kwargs in zip(children, kwargs_list, strict=True):
-        child.send(command, **kwargs)
-    return list(await asyncio.gather(*(child.reply(timeout) for child in children)))
+    seqs = [child.send(command, **kwargs) for child, kwargs in zip(children, kwargs_list, strict=True)]
+    return list(await asyncio.gather(*(c.reply(s, within) for c, s in zip(children, seqs, strict=True))))

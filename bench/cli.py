@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ import uvloop
 from bench import procstat
 from bench.context import Context, Options
 from bench.report import Result, print_result
-from bench.scenarios import SCENARIOS
+from bench.scenarios import FLEET_USERS, SCENARIOS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,8 +56,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def source_version() -> str:
+    """The commit measured, with ``+dirty`` when ``src/`` has uncommitted changes (read-only git)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "src"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
 def machine() -> dict[str, Any]:
     return {
+        "source": source_version(),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "kernel": platform.release(),
@@ -67,15 +84,28 @@ def machine() -> dict[str, Any]:
 async def run(options: Options, names: Sequence[str]) -> list[Result]:
     ctx = Context(options)
     results = []
-    for name in names:
-        started = time.monotonic()
-        try:
-            result = await asyncio.wait_for(SCENARIOS[name](ctx), ctx.plan.scenario_timeout)
-        except Exception as exc:  # one failed scenario must not hide the others' figures
-            result = Result(name, error=f"{type(exc).__name__}: {exc}")
-        result.seconds = time.monotonic() - started
-        print_result(result)
-        results.append(result)
+    try:
+        for i, name in enumerate(names):
+            started = time.monotonic()
+            result = Result(name)
+            bound = ctx.plan.bound(name)
+            task = asyncio.ensure_future(SCENARIOS[name](ctx, result))
+            done, _ = await asyncio.wait([task], timeout=bound)
+            if not done:
+                task.cancel()
+                await asyncio.wait([task])
+                result.error = f"stopped at its time bound of {bound:.0f} s (rows so far are kept)"
+            elif task.exception() is not None:  # one failed scenario must not hide the others' figures
+                exc = task.exception()
+                result.error = f"{type(exc).__name__}: {exc}"
+            if result.error or not FLEET_USERS.intersection(names[i + 1 :]):
+                # After a failure the shared subscribers are in an unknown state: the next user starts anew.
+                await ctx.release_fleet()
+            result.seconds = time.monotonic() - started
+            print_result(result)
+            results.append(result)
+    finally:
+        await ctx.release_fleet()
     return results
 
 

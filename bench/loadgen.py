@@ -37,56 +37,71 @@ class Collected:
 
 
 class SubscriberPool:
-    """``procs`` child processes holding SSE subscribers, spread evenly."""
+    """``procs`` child processes holding SSE subscribers in named groups, each group spread evenly."""
 
     def __init__(self, procs: int) -> None:
         self.children = [Child(SubscriberWorker, f"subscribers-{i}") for i in range(procs)]
-        self.held = 0
+        self.held: dict[str, int] = {}
 
     @property
     def pids(self) -> list[int]:
         return [child.pid for child in self.children]
 
+    @property
+    def total(self) -> int:
+        return sum(self.held.values())
+
     async def open(
-        self, host: str, port: int, path: str, token: str | None, count: int, timeout: float
+        self,
+        group: str,
+        host: str,
+        port: int,
+        path: str,
+        token: str | None,
+        count: int,
+        within: float,
+        concurrency: int = OPEN_CONCURRENCY,
     ) -> dict[str, Any]:
         request = sse_request(host, port, path, token)
         replies = await call_each(
             self.children,
             "open",
-            timeout + 10,
+            within + 10,
             [
                 {
+                    "group": group,
                     "host": host,
                     "port": port,
                     "request": request,
                     "count": n,
-                    "concurrency": OPEN_CONCURRENCY,
-                    "timeout": timeout,
+                    "concurrency": concurrency,
+                    "within": within,
                 }
                 for n in split(count, len(self.children))
             ],
         )
-        self.held = sum(r["held"] for r in replies)
+        self.held[group] = sum(r["held"] for r in replies)
         return {
             "opened": sum(r["opened"] for r in replies),
             "failed": sum(r["failed"] for r in replies),
             "seconds": max(r["seconds"] for r in replies),
             "failures": [f for r in replies for f in r["failures"]][:5],
-            "held": self.held,
+            "held": self.held[group],
         }
 
-    async def reset(self) -> None:
-        await call_all(self.children, "reset", 30)
+    async def reset(self, group: str) -> None:
+        await call_all(self.children, "reset", 30, group=group)
 
-    async def wait_for(self, last_id: int, timeout: float) -> int:
-        """Wait until every subscriber has ``last_id``; returns how many are still behind."""
-        replies = await call_all(self.children, "wait_for", timeout + 10, last_id=last_id, timeout=timeout)
+    async def wait_for(self, group: str, last_id: int, within: float) -> int:
+        """Wait until every subscriber of ``group`` has ``last_id``; returns how many are still behind."""
+        replies = await call_all(
+            self.children, "wait_for", within + 10, group=group, last_id=last_id, within=within
+        )
         return sum(r["behind"] for r in replies)
 
-    async def collect(self, after: int, expected: list[int], timeout: float) -> Collected:
+    async def collect(self, group: str, after: int, expected: list[int], within: float) -> Collected:
         replies = await call_all(
-            self.children, "collect", timeout + 60, after=after, expected=expected, timeout=timeout
+            self.children, "collect", within + 60, group=group, after=after, expected=expected, within=within
         )
         merged = Collected()
         for r in replies:
@@ -99,11 +114,14 @@ class SubscriberPool:
             merged.latencies.frombytes(r["latencies"])
         return merged
 
-    async def close_some(self, count: int) -> None:
+    async def close_some(self, group: str, count: int) -> None:
         await call_each(
-            self.children, "close_some", 30, [{"count": n} for n in split(count, len(self.children))]
+            self.children,
+            "close_some",
+            30,
+            [{"group": group, "count": n} for n in split(count, len(self.children))],
         )
-        self.held -= count
+        self.held[group] = self.held.get(group, 0) - count
 
     async def stop(self) -> None:
         for child in self.children:
@@ -123,9 +141,9 @@ class Writer:
     async def configure(self, host: str, port: int, org: str, token: str) -> None:
         await self.child.call("configure", 10, host=host, port=port, org=org, token=token)
 
-    async def burst(self, count: int, concurrency: int, timeout: float) -> dict[str, Any]:
+    async def burst(self, count: int, concurrency: int, within: float) -> dict[str, Any]:
         result: dict[str, Any] = await self.child.call(
-            "burst", timeout, count=count, concurrency=concurrency
+            "burst", within + 10, count=count, concurrency=concurrency, within=within
         )
         return result
 
@@ -148,6 +166,12 @@ def statuses_ok(report: dict[str, Any]) -> tuple[int, int]:
     statuses: dict[str, int] = report["statuses"]
     ok = sum(v for k, v in statuses.items() if k in ("200", "201"))
     return ok, sum(statuses.values()) - ok
+
+
+def failures_text(report: dict[str, Any]) -> str:
+    """Non-2xx outcomes as ``status:count`` (``-1``: still unanswered when the load's time was up)."""
+    statuses: dict[str, int] = report["statuses"]
+    return " ".join(f"{k}:{v}" for k, v in sorted(statuses.items()) if k not in ("200", "201")) or "-"
 
 
 def latencies_of(report: dict[str, Any]) -> array[int]:

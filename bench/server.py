@@ -64,7 +64,9 @@ class Server:
         bus_url: str | None = None,
         workers: int = 1,
         env: dict[str, str] | None = None,
+        module: str = "syncstream.cli",
     ) -> None:
+        self.module = module
         self.database_url = database_url
         self.bus_url = bus_url
         self.workers = workers
@@ -99,8 +101,13 @@ class Server:
     def all_pids(self) -> list[int]:
         return procstat.tree(self.pid)
 
-    async def start(self, timeout: float = 60.0) -> Server:
-        command = [sys.executable, "-m", "syncstream.cli", "serve", "--host", HOST, "--port", str(self.port)]
+    async def start(self, within: float = 60.0) -> Server:
+        self._spawn()
+        await self._wait_ready(within)
+        return self
+
+    def _spawn(self) -> None:
+        command = [sys.executable, "-m", self.module, "serve", "--host", HOST, "--port", str(self.port)]
         command += ["--database-url", self.database_url, "--workers", str(self.workers)]
         command += ["--log-level", "warning"]
         if self.bus_url:
@@ -111,11 +118,9 @@ class Server:
             self.process = subprocess.Popen(
                 command, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_preexec
             )
-        await self._wait_ready(timeout)
-        return self
 
-    async def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
+    async def _wait_ready(self, within: float) -> None:
+        deadline = time.monotonic() + within
         async with httpx.AsyncClient(timeout=2) as client:
             while time.monotonic() < deadline:
                 assert self.process is not None
@@ -128,7 +133,7 @@ class Server:
                     pass
                 await asyncio.sleep(0.1)
             else:
-                raise RuntimeError(f"server not healthy within {timeout} s; log: {self.log_path}")
+                raise RuntimeError(f"server not healthy within {within} s; log: {self.log_path}")
         if self.workers > 1:
             await self._wait_workers_settled(deadline)
 
@@ -139,9 +144,9 @@ class Server:
         while time.monotonic() < deadline:
             pids = self.worker_pids()
             now = {pid: procstat.cpu_seconds(pid) for pid in pids}
-            if len(pids) >= self.workers and previous.keys() == now.keys():
-                if all(now[p] - previous[p] < 0.02 for p in pids):
-                    return
+            settled = previous.keys() == now.keys() and all(now[p] - previous[p] < 0.02 for p in pids)
+            if len(pids) >= self.workers and settled:
+                return
             previous = now
             await asyncio.sleep(0.3)
         raise RuntimeError(f"{self.workers} workers did not settle; log: {self.log_path}")
@@ -152,17 +157,16 @@ class Server:
         except OSError:
             return ""
 
-    async def stop(self, timeout: float = 20.0) -> int | None:
+    async def stop(self, within: float = 20.0) -> int | None:
         process = self.process
         if process is None:
             return None
         self.process = None
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while process.poll() is None and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
-            if process.poll() is None:
+            try:
+                await asyncio.to_thread(process.wait, within)
+            except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+                await asyncio.to_thread(process.wait)
         return process.returncode

@@ -53,6 +53,16 @@ async def make_tenant(base_url: str) -> Tenant:
     return Tenant(base_url, token, user_id, org["id"], org["slug"])
 
 
+async def add_org(tenant: Tenant) -> Tenant:
+    """Another organization of the same user (its admin too)."""
+    tag = uuid.uuid4().hex[:10]
+    async with tenant.client() as client:
+        response = await client.post("/organizations", json={"name": f"Bench {tag}", "slug": f"bench-{tag}"})
+        response.raise_for_status()
+        org = response.json()
+    return Tenant(tenant.base_url, tenant.token, tenant.user_id, org["id"], org["slug"])
+
+
 async def newest_id(tenant: Tenant) -> int:
     """The newest activity ID of the whole log (JSON mode with ``offset=now`` reports it as the cursor)."""
     async with tenant.client() as client:

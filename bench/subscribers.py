@@ -53,7 +53,9 @@ class Subscriber(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if not self.ready.done():
-            self.ready.set_exception(ConnectionError(f"closed before the offset frame (status {self.status})"))
+            self.ready.set_exception(
+                ConnectionError(f"closed before the offset frame (status {self.status})")
+            )
 
     def data_received(self, data: bytes) -> None:
         now = time.monotonic_ns()
@@ -104,33 +106,38 @@ class Subscriber(asyncio.Protocol):
 
 
 class SubscriberWorker:
-    """Child process: opens, holds and reads SSE subscribers; reports what they received."""
+    """Child process: opens, holds and reads SSE subscribers, in named groups (one per stream, say);
+    reports what each group received."""
 
     def __init__(self) -> None:
-        self.subs: list[Subscriber] = []
+        self.groups: dict[str, list[Subscriber]] = {}
+
+    def _group(self, name: str) -> list[Subscriber]:
+        return self.groups.setdefault(name, [])
 
     async def open(
-        self, host: str, port: int, request: bytes, count: int, concurrency: int, timeout: float
+        self, group: str, host: str, port: int, request: bytes, count: int, concurrency: int, within: float
     ) -> dict[str, Any]:
-        """Open ``count`` streams, at most ``concurrency`` at a time; each counts once its offset frame came."""
+        """Open ``count`` streams, ``concurrency`` at a time; a stream counts once its offset frame came."""
         loop = asyncio.get_running_loop()
         gate = asyncio.Semaphore(concurrency)
         failures: list[str] = []
         started = time.monotonic()
-        deadline = started + timeout
+        deadline = started + within
+        subs = self._group(group)
 
         async def one() -> None:
             async with gate:
                 sub = Subscriber(request, loop)
                 try:
-                    await asyncio.wait_for(loop.create_connection(lambda: sub, host, port), timeout)
+                    await asyncio.wait_for(loop.create_connection(lambda: sub, host, port), within)
                     await asyncio.wait_for(sub.ready, max(0.1, deadline - time.monotonic()))
                 except (OSError, TimeoutError, ConnectionError) as exc:
-                    failures.append(repr(exc)[:200])
+                    failures.append(repr(exc)[:300])
                     if sub.transport is not None:
                         sub.transport.abort()
                     return
-                self.subs.append(sub)
+                subs.append(sub)
 
         await asyncio.gather(*(one() for _ in range(count)))
         return {
@@ -138,35 +145,37 @@ class SubscriberWorker:
             "failed": len(failures),
             "seconds": time.monotonic() - started,
             "failures": failures[:5],
-            "held": len(self.subs),
+            "held": len(subs),
         }
 
-    async def reset(self) -> None:
-        for sub in self.subs:
+    async def reset(self, group: str) -> None:
+        for sub in self._group(group):
             sub.reset()
 
-    async def wait_for(self, last_id: int, timeout: float) -> dict[str, Any]:
-        """Wait until every open subscriber has received ``last_id`` (or the timeout)."""
-        deadline = time.monotonic() + timeout
+    async def wait_for(self, group: str, last_id: int, within: float) -> dict[str, Any]:
+        """Wait until every open subscriber of ``group`` has received ``last_id`` (at most ``within`` s)."""
+        subs = self._group(group)
+        deadline = time.monotonic() + within
         while time.monotonic() < deadline:
-            if all(sub.last_id >= last_id or sub.closed for sub in self.subs):
+            if all(sub.last_id >= last_id or sub.closed for sub in subs):
                 break
             await asyncio.sleep(0.01)
-        behind = sum(1 for sub in self.subs if sub.last_id < last_id)
+        behind = sum(1 for sub in subs if sub.last_id < last_id)
         return {"behind": behind}
 
-    async def collect(self, after: int, expected: list[int], timeout: float) -> dict[str, Any]:
+    async def collect(self, group: str, after: int, expected: list[int], within: float) -> dict[str, Any]:
         """Wait for the ``expected`` IDs (all of them, after ``after``), then check and report.
 
         Every subscriber must have received exactly ``expected``, in order: anything missing is lost.
         """
+        subs = self._group(group)
         if expected:
-            await self.wait_for(expected[-1], timeout)
+            await self.wait_for(group, expected[-1], within)
         wanted = set(expected)
         latencies = array("q")
         lost = duplicated = unexpected = out_of_order = complete = 0
         last_received = 0
-        for sub in self.subs:
+        for sub in subs:
             got = [i for i in sub.ids if i > after]
             if got == expected:
                 complete += 1
@@ -182,28 +191,30 @@ class SubscriberWorker:
                     latencies.append(received - sub.sent[i])
                     last_received = max(last_received, received)
         return {
-            "subscribers": len(self.subs),
+            "subscribers": len(subs),
             "complete": complete,
             "lost": lost,
             "duplicated": duplicated,
             "unexpected": unexpected,
             "out_of_order": out_of_order,
-            "closed": sum(1 for sub in self.subs if sub.closed),
-            "errors": sum(sub.errors for sub in self.subs),
+            "closed": sum(1 for sub in subs if sub.closed),
+            "errors": sum(sub.errors for sub in subs),
             "deliveries": len(latencies),
             "last_received_ns": last_received,
             "latencies": latencies.tobytes(),
         }
 
-    async def close_some(self, count: int) -> int:
-        victims, self.subs = self.subs[:count], self.subs[count:]
+    async def close_some(self, group: str, count: int) -> int:
+        subs = self._group(group)
+        victims, self.groups[group] = subs[:count], subs[count:]
         for sub in victims:
             if sub.transport is not None:
                 sub.transport.close()
-        return len(self.subs)
+        return len(self.groups[group])
 
     async def close(self) -> None:
-        await self.close_some(len(self.subs))
+        for group in list(self.groups):
+            await self.close_some(group, len(self.groups[group]))
         await asyncio.sleep(0.05)
 
 
@@ -260,13 +271,13 @@ class CatchUpReader(asyncio.Protocol):
 class CatchUpWorker:
     """Child process: one catch-up read, timed from connect to the offset frame."""
 
-    async def read(self, host: str, port: int, request: bytes, timeout: float) -> dict[str, Any]:
+    async def read(self, host: str, port: int, request: bytes, within: float) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         reader = CatchUpReader(request, loop)
         started = time.monotonic_ns()
         transport, _ = await loop.create_connection(lambda: reader, host, port)
         try:
-            await asyncio.wait_for(reader.done, timeout)
+            await asyncio.wait_for(reader.done, within)
             finished = time.monotonic_ns()
         finally:
             transport.close()

@@ -11,9 +11,14 @@ from __future__ import annotations
 import asyncio
 import time
 from array import array
+from collections.abc import Sequence
 from typing import Any
 
 _HEAD_END = b"\r\n\r\n"
+#: How long requests still in flight are waited for once a load's time is up.
+GRACE_SECONDS = 2.0
+#: The status counted for a request cancelled unanswered after the grace period.
+UNFINISHED = -1
 
 
 class HttpConnection(asyncio.Protocol):
@@ -101,7 +106,7 @@ class WriterWorker:
         return conn
 
     async def _create(self, latencies: array[int], statuses: dict[int, int]) -> int:
-        """Send one create; returns the send time."""
+        """Send one create; returns the send time. Cancelled, it drops its connection."""
         assert self.requests is not None
         conn = await self._connection()
         data, sent = self.requests.build()
@@ -109,11 +114,27 @@ class WriterWorker:
             status, _ = await conn.request(data)
         except ConnectionError:
             status = 0
+        except asyncio.CancelledError:
+            if conn.transport is not None:
+                conn.transport.abort()
+            raise
         latencies.append(time.monotonic_ns() - sent)
         statuses[status] = statuses.get(status, 0) + 1
         if not conn.lost:
             self.idle.append(conn)
         return sent
+
+    @staticmethod
+    async def _finish(tasks: Sequence[asyncio.Future[Any]], within: float, statuses: dict[int, int]) -> None:
+        """Wait at most ``within`` s for ``tasks``; cancel the rest and count them as status -1."""
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=within)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+            statuses[UNFINISHED] = statuses.get(UNFINISHED, 0) + len(pending)
 
     def _report(self, started: int, latencies: array[int], statuses: dict[int, int]) -> dict[str, Any]:
         return {
@@ -123,8 +144,9 @@ class WriterWorker:
             "latencies": latencies.tobytes(),
         }
 
-    async def burst(self, count: int, concurrency: int) -> dict[str, Any]:
-        """``count`` creates with ``concurrency`` in flight; ``started_ns`` is the first send."""
+    async def burst(self, count: int, concurrency: int, within: float) -> dict[str, Any]:
+        """``count`` creates with ``concurrency`` in flight (at most ``within`` s); ``started_ns`` is the
+        first send."""
         latencies: array[int] = array("q")
         statuses: dict[int, int] = {}
         remaining = count
@@ -136,7 +158,7 @@ class WriterWorker:
                 remaining -= 1
                 await self._create(latencies, statuses)
 
-        await asyncio.gather(*(client() for _ in range(concurrency)))
+        await self._finish([asyncio.ensure_future(client()) for _ in range(concurrency)], within, statuses)
         return self._report(started, latencies, statuses)
 
     async def paced(self, rate: float, seconds: float) -> dict[str, Any]:
@@ -148,7 +170,7 @@ class WriterWorker:
         interval = 1.0 / rate
         started = time.monotonic_ns()
         begin = loop.time()
-        tasks = []
+        tasks: list[asyncio.Future[Any]] = []
         late = 0
         for i in range(count):
             due = begin + i * interval
@@ -158,7 +180,7 @@ class WriterWorker:
             elif delay < -interval:
                 late += 1
             tasks.append(asyncio.ensure_future(self._create(latencies, statuses)))
-        await asyncio.gather(*tasks)
+        await self._finish(tasks, GRACE_SECONDS, statuses)
         report = self._report(started, latencies, statuses)
         report["late"] = late
         report["connections"] = len(self.idle)
@@ -175,7 +197,8 @@ class WriterWorker:
             while time.monotonic_ns() < stop_at:
                 await self._create(latencies, statuses)
 
-        await asyncio.gather(*(client() for _ in range(clients)))
+        tasks = [asyncio.ensure_future(client()) for _ in range(clients)]
+        await self._finish(tasks, seconds + GRACE_SECONDS, statuses)
         return self._report(started, latencies, statuses)
 
     async def close(self) -> None:

@@ -1,4 +1,10 @@
-"""The scenarios, in the order a full run takes them (the ceiling first: the others compare to it)."""
+"""The scenarios, in the order a full run takes them.
+
+``idle`` opens the shared fleet of subscribers that ``fanout`` and ``steady`` then use (see
+:mod:`bench.fleet`); those two measure the ceiling for their own loads right after their own rounds
+(the machine may be shared, so the two halves of a ratio are taken as close together as possible), and
+``ceiling`` comes last: it reports those rows and measures whatever is still missing.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +14,17 @@ from bench.context import Context
 from bench.report import Result
 from bench.scenarios import catchup, ceiling, fanout, idle, steady, workers, writes
 
-Scenario = Callable[[Context], Awaitable[Result]]
+Scenario = Callable[[Context, Result], Awaitable[None]]
 
 SCENARIOS: dict[str, Scenario] = {
-    "ceiling": ceiling.run,
+    "idle": idle.run,
     "fanout": fanout.run,
     "steady": steady.run,
     "writes": writes.run,
-    "idle": idle.run,
     "catchup": catchup.run,
     "workers": workers.run,
+    "ceiling": ceiling.run,
 }
+
+#: Scenarios that use the fleet; it is closed once none of them is left to run.
+FLEET_USERS = frozenset({"idle", "fanout", "steady"})

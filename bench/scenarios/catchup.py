@@ -71,9 +71,9 @@ def seed(database_path: str, tenant: Tenant, count: int) -> None:
     conn.close()
 
 
-async def wait_idle(server: Server, timeout: float = 30.0) -> None:
+async def wait_idle(server: Server, within: float = 30.0) -> None:
     """Wait until the server stops using CPU (its tailer has routed the seeded rows)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     last = procstat.cpu_seconds(server.pid)
     while time.monotonic() < deadline:
         await asyncio.sleep(0.5)
@@ -83,9 +83,7 @@ async def wait_idle(server: Server, timeout: float = 30.0) -> None:
         last = now
 
 
-async def run(ctx: Context) -> Result:
-    started = time.monotonic()
-    result = Result("catchup")
+async def run(ctx: Context, result: Result) -> None:
     count = ctx.plan.catchup_activities
     async with ctx.syncstream("catchup", workers=1) as server:
         tenant = await make_tenant(server.url)
@@ -96,10 +94,10 @@ async def run(ctx: Context) -> Result:
         reader = Child(CatchUpWorker, "catchup-reader")
         try:
             request = sse_request(HOST, server.port, tenant.stream_path + "?offset=-1&live=sse", tenant.token)
-            with ctx.window(
+            async with ctx.window(
                 "catchup", profile_pid=server.pid, server=[server.pid], reader=[reader.pid]
             ) as window:
-                read = await reader.call("read", 120, host=HOST, port=server.port, request=request, timeout=90)
+                read = await reader.call("read", 120, host=HOST, port=server.port, request=request, within=90)
         finally:
             await reader.stop()
     per_second = read["frames"] / read["seconds"]
@@ -116,8 +114,7 @@ async def run(ctx: Context) -> Result:
             "server_us_per_activity": round(window.cpu_seconds("server") / max(1, read["frames"]) * 1e6, 2),
             "reader_cores": window.cores("reader"),
             "seed_s": round(seed_seconds, 2),
+            **window.load_columns(),
         }
     )
     result.targets.append(Target("catch-up from SQLite, activities/s", round(per_second), TARGET_PER_S, True))
-    result.seconds = time.monotonic() - started
-    return result

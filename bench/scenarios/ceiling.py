@@ -5,8 +5,6 @@ Measured once per run and cached on the context: ``fanout`` and ``steady`` divid
 
 from __future__ import annotations
 
-import time
-
 from bench.ceiling import CeilingWorker
 from bench.children import Child
 from bench.context import Context
@@ -16,7 +14,8 @@ from bench.report import Result, Row
 from bench.server import HOST
 from bench.stats import latency_summary_ms
 
-OPEN_TIMEOUT = 90.0
+OPEN_WITHIN = 90.0
+GROUP = "ceiling"
 
 
 def fanout_key(subscribers: int, coalesce: int = 1) -> str:
@@ -36,18 +35,18 @@ async def _start(ctx: Context) -> tuple[Child, SubscriberPool, int]:
 
 async def _warm(ceiling: Child, pool: SubscriberPool) -> None:
     warm = await ceiling.call("burst", 30, count=WARMUP_WRITES)
-    await pool.wait_for(warm["last_id"], 30)
-    await pool.reset()
+    await pool.wait_for(GROUP, warm["last_id"], 30)
+    await pool.reset(GROUP)
 
 
 async def _burst(ctx: Context, ceiling: Child, pool: SubscriberPool, subscribers: int, coalesce: int) -> Row:
     await _warm(ceiling, pool)
     label = f"ceiling-{fanout_key(subscribers, coalesce)}"
-    with ctx.window(label, server=[ceiling.pid], generator=pool.pids) as window:
+    async with ctx.window(label, server=[ceiling.pid], generator=pool.pids) as window:
         sent = await ceiling.call("burst", 120, count=ctx.plan.burst, coalesce=coalesce)
-        behind = await pool.wait_for(sent["last_id"], 60)
+        behind = await pool.wait_for(GROUP, sent["last_id"], 60)
     expected = list(range(sent["first_id"], sent["last_id"] + 1))
-    got = await pool.collect(sent["first_id"] - 1, expected, 5)
+    got = await pool.collect(GROUP, sent["first_id"] - 1, expected, 5)
     seconds = (got.last_received_ns - sent["started_ns"]) / 1e9
     return {
         "case": f"fanout {subscribers}" + (f" ({coalesce} frames/write)" if coalesce > 1 else ""),
@@ -62,22 +61,30 @@ async def _burst(ctx: Context, ceiling: Child, pool: SubscriberPool, subscribers
         "writes": sent["writes"],
         "generator_cores": window.cores("generator"),
         "generator_busiest_proc": window.busiest("generator"),
-        "machine_cores": window.machine_cores,
+        **window.load_columns(),
         "write_loop_s": round((sent["finished_ns"] - sent["started_ns"]) / 1e9, 3),
     }
 
 
-async def ceiling_fanout(ctx: Context, sizes: tuple[int, ...], *, coalesced: bool = False) -> dict[str, Row]:
-    """The ceiling's fan-out rows for ``sizes`` (measured now unless this run has them already)."""
+async def ceiling_fanout(
+    ctx: Context, sizes: tuple[int, ...], *, coalesced: bool = False, fresh: bool = False
+) -> dict[str, Row]:
+    """The ceiling's fan-out rows for ``sizes``: measured now if ``fresh`` or not yet in this run."""
     wanted = [(n, 1) for n in sizes] + ([(sizes[0], 10)] if coalesced else [])
+    if fresh:
+        for n, c in wanted:
+            ctx.ceiling.pop(fanout_key(n, c), None)
     if any(fanout_key(n, c) not in ctx.ceiling for n, c in wanted):
         ceiling, pool, port = await _start(ctx)
         try:
             for n, coalesce in sorted(wanted):
-                if pool.held < n:
-                    opened = await pool.open(HOST, port, "/stream", None, n - pool.held, OPEN_TIMEOUT)
+                held = pool.held.get(GROUP, 0)
+                if held < n:
+                    opened = await pool.open(GROUP, HOST, port, "/stream", None, n - held, OPEN_WITHIN)
                     if opened["failed"]:
-                        raise RuntimeError(f"ceiling: {opened['failed']} streams failed: {opened['failures']}")
+                        raise RuntimeError(
+                            f"ceiling: {opened['failed']} streams failed: {opened['failures']}"
+                        )
                 key = fanout_key(n, coalesce)
                 if key not in ctx.ceiling:
                     ctx.ceiling[key] = await _burst(ctx, ceiling, pool, n, coalesce)
@@ -87,24 +94,27 @@ async def ceiling_fanout(ctx: Context, sizes: tuple[int, ...], *, coalesced: boo
     return {fanout_key(n, c): ctx.ceiling[fanout_key(n, c)] for n, c in wanted}
 
 
-async def ceiling_steady(ctx: Context) -> dict[str, Row]:
-    """The ceiling under each steady load of the plan."""
+async def ceiling_steady(
+    ctx: Context, loads: tuple[tuple[int, float], ...] | None = None, *, fresh: bool = False
+) -> dict[str, Row]:
+    """The ceiling under each steady load (default: the plan's); measured now if ``fresh`` or not yet."""
     seconds = ctx.plan.steady_seconds
-    for subscribers, rate in ctx.plan.steady:
+    loads = ctx.plan.steady if loads is None else loads
+    for subscribers, rate in loads:
         key = steady_key(subscribers, rate)
-        if key in ctx.ceiling:
+        if key in ctx.ceiling and not fresh:
             continue
         ceiling, pool, port = await _start(ctx)
         try:
-            opened = await pool.open(HOST, port, "/stream", None, subscribers, OPEN_TIMEOUT)
+            opened = await pool.open(GROUP, HOST, port, "/stream", None, subscribers, OPEN_WITHIN)
             if opened["failed"]:
                 raise RuntimeError(f"ceiling: {opened['failed']} streams failed: {opened['failures']}")
             await _warm(ceiling, pool)
-            with ctx.window(f"ceiling-{key}", server=[ceiling.pid], generator=pool.pids) as window:
+            async with ctx.window(f"ceiling-{key}", server=[ceiling.pid], generator=pool.pids) as window:
                 sent = await ceiling.call("steady", seconds + 30, rate=rate, seconds=seconds)
-                behind = await pool.wait_for(sent["last_id"], 10)
+                behind = await pool.wait_for(GROUP, sent["last_id"], 10)
             expected = list(range(sent["first_id"], sent["last_id"] + 1))
-            got = await pool.collect(sent["first_id"] - 1, expected, 5)
+            got = await pool.collect(GROUP, sent["first_id"] - 1, expected, 5)
             ctx.ceiling[key] = {
                 "case": f"steady {subscribers} @ {rate:g}/s",
                 "subscribers": subscribers,
@@ -117,21 +127,20 @@ async def ceiling_steady(ctx: Context) -> dict[str, Row]:
                     window.cpu_seconds("server") / max(1, got.deliveries) * 1e6, 2
                 ),
                 "generator_cores": window.cores("generator"),
+                **window.load_columns(),
             }
         finally:
             await pool.stop()
             await ceiling.stop()
-    return {steady_key(n, r): ctx.ceiling[steady_key(n, r)] for n, r in ctx.plan.steady}
+    return {steady_key(n, r): ctx.ceiling[steady_key(n, r)] for n, r in loads}
 
 
-async def run(ctx: Context) -> Result:
-    started = time.monotonic()
-    fanout_rows = await ceiling_fanout(ctx, ctx.plan.fanout_sizes, coalesced=True)
+async def run(ctx: Context, result: Result) -> None:
+    fanout_rows = await ceiling_fanout(ctx, ctx.plan.fanout_sizes, coalesced=ctx.plan.ceiling_coalesced)
+    result.rows.extend(fanout_rows.values())
     steady_rows = await ceiling_steady(ctx)
-    result = Result("ceiling", rows=[*fanout_rows.values(), *steady_rows.values()])
+    result.rows.extend(steady_rows.values())
     result.notes.append(
         "raw uvloop server, no framework; one transport.write per delivery (except the coalesced row); "
         "frames shaped like syncstream's, read by the same subscribers"
     )
-    result.seconds = time.monotonic() - started
-    return result

@@ -7,37 +7,54 @@ accepted connections; the spread is reported.
 
 from __future__ import annotations
 
-import time
-
 from bench import procstat
 from bench.context import Context
-from bench.loadgen import SubscriberPool, Writer, latencies_of, statuses_ok
+from bench.loadgen import SubscriberPool, Writer, failures_text, latencies_of, statuses_ok
 from bench.report import Result
-from bench.scenarios.fanout import fanout_round, open_subscribers
+from bench.scenarios.fanout import fanout_round
 from bench.server import HOST, REDIS_BUS_URL
 from bench.setup import make_tenant
 from bench.stats import latency_summary_ms
 
+GROUP = "workers"
+#: Streams opened at once per subscriber process. Each open holds a pooled database connection for a
+#: moment; PostgreSQL's max_connections (100) is shared by every worker's pool (20 + 20 overflow each).
+OPEN_CONCURRENCY = 8
+OPEN_WITHIN = 120.0
 
-async def run(ctx: Context) -> Result:
-    started = time.monotonic()
-    result = Result("workers")
+
+async def run(ctx: Context, result: Result) -> None:
     plan = ctx.plan
-    counts = sorted({1, max(2, ctx.options.workers)})
-    for workers in counts:
+    for workers in sorted({1, max(2, ctx.options.workers)}):
         name = f"workers-{workers}"
-        async with ctx.syncstream(name, database="postgres", workers=workers, bus_url=REDIS_BUS_URL) as server:
+        async with ctx.syncstream(
+            name, database="postgres", workers=workers, bus_url=REDIS_BUS_URL
+        ) as server:
             tenant = await make_tenant(server.url)
             pool = SubscriberPool(ctx.options.gen_procs)
             writer = Writer()
             try:
                 await writer.configure(HOST, server.port, tenant.org_slug, tenant.token)
                 baseline = {pid: procstat.socket_count(pid) for pid in server.worker_pids()}
-                await open_subscribers(pool, server, tenant, plan.workers_subscribers)
+                path = tenant.stream_path + "?offset=now&live=sse"
+                opened = await pool.open(
+                    GROUP,
+                    HOST,
+                    server.port,
+                    path,
+                    tenant.token,
+                    plan.workers_subscribers,
+                    OPEN_WITHIN,
+                    concurrency=OPEN_CONCURRENCY,
+                )
+                if opened["failed"]:
+                    raise RuntimeError(f"{opened['failed']} streams failed to open: {opened['failures']}")
                 spread = [procstat.socket_count(pid) - n for pid, n in baseline.items()]
-                fanout = await fanout_round(ctx, server, tenant, pool, writer, f"{name}-fanout")
+                fanout = await fanout_round(ctx, server, tenant, pool, GROUP, writer, f"{name}-fanout")
                 await pool.stop()
-                with ctx.window(f"{name}-writes", server=server.all_pids(), writer=[writer.pid]) as window:
+                async with ctx.window(
+                    f"{name}-writes", server=server.all_pids(), writer=[writer.pid]
+                ) as window:
                     report = await writer.closed_loop(plan.writes_clients, plan.workers_write_seconds)
             finally:
                 await pool.stop()
@@ -50,6 +67,7 @@ async def run(ctx: Context) -> Result:
                 "workers": workers,
                 "subscribers": fanout["subscribers"],
                 "subscribers_per_worker": "/".join(str(n) for n in spread),
+                "opens_per_s": round(plan.workers_subscribers / opened["seconds"]),
                 "deliveries_per_s": fanout["deliveries_per_s"],
                 "fanout_p50_ms": fanout["p50_ms"],
                 "fanout_p99_ms": fanout["p99_ms"],
@@ -57,13 +75,15 @@ async def run(ctx: Context) -> Result:
                 "fanout_server_cores": fanout["server_cores"],
                 "creates_per_s": round(ok / seconds),
                 "failed_writes": failed,
+                "write_failures": failures_text(report),
                 "write_p99_ms": write_latency["p99_ms"],
                 "writes_server_cores": window.cores("server"),
+                "writes_other_cores": window.other_cores,
+                "fanout_other_cores": fanout["other_cores"],
             }
         )
     result.notes.append(
-        f"PostgreSQL database, Redis bus, {plan.writes_clients} write clients; "
-        "subscribers_per_worker counts each worker's sockets opened by the subscribers"
+        f"PostgreSQL database, Redis bus, {plan.writes_clients} write clients; subscribers_per_worker counts "
+        f"each worker's sockets opened by the subscribers; streams opened {OPEN_CONCURRENCY} at a time per "
+        "subscriber process (more overflows PostgreSQL's max_connections with two workers: HTTP 500)"
     )
-    result.seconds = time.monotonic() - started
-    return result

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 from bench.context import Context
-from bench.loadgen import Writer, latencies_of, statuses_ok
+from bench.loadgen import Writer, failures_text, latencies_of, statuses_ok
 from bench.report import Result, Row, Target
 from bench.server import HOST
 from bench.setup import make_tenant
@@ -22,7 +20,7 @@ async def measure_writes(ctx: Context, name: str, database: str, workers: int | 
         try:
             await writer.configure(HOST, server.port, tenant.org_slug, tenant.token)
             await writer.closed_loop(plan.writes_clients, 0.5)  # warm-up
-            with ctx.window(
+            async with ctx.window(
                 name, profile_pid=server.pid, server=server.all_pids(), writer=[writer.pid]
             ) as window:
                 report = await writer.closed_loop(plan.writes_clients, plan.writes_seconds)
@@ -37,17 +35,17 @@ async def measure_writes(ctx: Context, name: str, database: str, workers: int | 
         "seconds": round(seconds, 2),
         "creates": ok,
         "failed": failed,
+        "failures": failures_text(report),
         "creates_per_s": round(ok / seconds),
         **latency_summary_ms(latencies_of(report)),
         "server_cores": window.cores("server"),
         "server_ms_per_create": round(window.cpu_seconds("server") / max(1, ok) * 1e3, 3),
         "writer_cores": window.cores("writer"),
+        **window.load_columns(),
     }
 
 
-async def run(ctx: Context) -> Result:
-    started = time.monotonic()
-    result = Result("writes")
+async def run(ctx: Context, result: Result) -> None:
     for database in ("sqlite", "postgres"):
         row = await measure_writes(ctx, f"writes-{database}", database)
         row["workers"] = ctx.options.workers
@@ -56,5 +54,3 @@ async def run(ctx: Context) -> Result:
         Target("writes on SQLite, creates/s", result.rows[0]["creates_per_s"], SQLITE_TARGET, True)
     )
     result.notes.append("PostgreSQL: every create takes the ordering advisory lock (activities/log.py)")
-    result.seconds = time.monotonic() - started
-    return result

@@ -130,6 +130,17 @@ async def find_org(conn: AsyncConnection, id_or_slug: str) -> OrgInfo | None:
     return None if row is None else OrgInfo(*row)
 
 
+async def load_visible_org(runtime: Runtime, caller: Caller, id_or_slug: str) -> OrgInfo:
+    """:func:`visible_org` on a connection of its own, released before returning.
+
+    Routes that go on to write use this rather than a request-long connection: on
+    PostgreSQL readers and writers share one pool, and a request holding one connection
+    while it waits for a second would deadlock the pool under load.
+    """
+    async with runtime.database.reader.connect() as conn:
+        return await visible_org(conn, caller, id_or_slug)
+
+
 async def visible_org(conn: AsyncConnection, caller: Caller, id_or_slug: str) -> OrgInfo:
     """The org, if the caller may see it; a 404 otherwise, the same as for a missing org,
     so that outsiders cannot learn which organizations exist."""

@@ -22,7 +22,15 @@ from syncstream.modules.attachments.schemas import (
     AttachmentPatch,
     attachment_json,
 )
-from syncstream.modules.common import CallerDep, OrgInfo, ReaderDep, RuntimeDep, json_response, visible_org
+from syncstream.modules.common import (
+    CallerDep,
+    OrgInfo,
+    ReaderDep,
+    RuntimeDep,
+    json_response,
+    load_visible_org,
+    visible_org,
+)
 from syncstream.permissions import Access, Entity, is_allowed, read_scope
 
 router = APIRouter(tags=["attachments"])
@@ -52,11 +60,8 @@ async def _replayed(runtime: Any, key: str) -> Response | None:
 
 
 @router.post("/organizations/{org}/attachments", status_code=201, summary="Create an attachment")
-async def create_attachment(
-    org: str, body: AttachmentIn, caller: CallerDep, runtime: RuntimeDep, conn: ReaderDep
-) -> Response:
-    found = await visible_org(conn, caller, org)
-    await conn.rollback()
+async def create_attachment(org: str, body: AttachmentIn, caller: CallerDep, runtime: RuntimeDep) -> Response:
+    found = await load_visible_org(runtime, caller, org)
     if not _may(caller.access, found.id, body.project_id):
         raise problems.forbidden("you may not write attachments in that scope")
     key = None
@@ -135,10 +140,8 @@ async def _readable(session: AsyncSession, caller: CallerDep, org: OrgInfo, atta
 
 
 @router.get("/organizations/{org}/attachments/{attachment_id}", summary="One attachment")
-async def get_attachment(
-    org: str, attachment_id: str, caller: CallerDep, runtime: RuntimeDep, conn: ReaderDep
-) -> Response:
-    found = await visible_org(conn, caller, org)
+async def get_attachment(org: str, attachment_id: str, caller: CallerDep, runtime: RuntimeDep) -> Response:
+    found = await load_visible_org(runtime, caller, org)
     async with AsyncSession(runtime.database.reader) as session:
         attachment = await _readable(session, caller, found, attachment_id)
     return json_response(attachment_json(attachment))
@@ -151,10 +154,8 @@ async def update_attachment(
     body: AttachmentPatch,
     caller: CallerDep,
     runtime: RuntimeDep,
-    conn: ReaderDep,
 ) -> Response:
-    found = await visible_org(conn, caller, org)
-    await conn.rollback()
+    found = await load_visible_org(runtime, caller, org)
     given = body.model_dump(by_alias=True, exclude_unset=True)
     if given.get("name", "") is None:
         raise problems.Problem(422, "validation_error", "name may not be null")
@@ -197,11 +198,9 @@ async def delete_attachment(
     attachment_id: str,
     caller: CallerDep,
     runtime: RuntimeDep,
-    conn: ReaderDep,
     body: AttachmentDelete | None = None,
 ) -> Response:
-    found = await visible_org(conn, caller, org)
-    await conn.rollback()
+    found = await load_visible_org(runtime, caller, org)
     async with runtime.writer.transaction() as tx:
         attachment = await _readable(tx.session, caller, found, attachment_id)
         snapshot = attachment_json(attachment)

@@ -12,7 +12,15 @@ from starlette.responses import Response
 from syncstream import problems
 from syncstream.db.schema import Membership, Project, User
 from syncstream.db.types import new_id, utcnow
-from syncstream.modules.common import CallerDep, CamelModel, ReaderDep, RuntimeDep, json_response, visible_org
+from syncstream.modules.common import (
+    CallerDep,
+    CamelModel,
+    ReaderDep,
+    RuntimeDep,
+    json_response,
+    load_visible_org,
+    visible_org,
+)
 from syncstream.modules.memberships.service import membership_activity, membership_json
 from syncstream.modules.organizations.routes import require_org_admin
 
@@ -42,11 +50,8 @@ async def list_memberships(org: str, caller: CallerDep, conn: ReaderDep) -> Resp
 
 
 @router.post("/organizations/{org}/memberships", status_code=201, summary="Add a member (org admin)")
-async def create_membership(
-    org: str, body: MembershipIn, caller: CallerDep, runtime: RuntimeDep, conn: ReaderDep
-) -> Response:
-    found = await visible_org(conn, caller, org)
-    await conn.rollback()
+async def create_membership(org: str, body: MembershipIn, caller: CallerDep, runtime: RuntimeDep) -> Response:
+    found = await load_visible_org(runtime, caller, org)
     require_org_admin(caller, found)
     async with runtime.writer.transaction() as tx:
         user_id = await tx.session.scalar(select(User.id).where(User.email == body.email.lower()))
@@ -97,10 +102,8 @@ async def update_membership(
     body: MembershipPatch,
     caller: CallerDep,
     runtime: RuntimeDep,
-    conn: ReaderDep,
 ) -> Response:
-    found = await visible_org(conn, caller, org)
-    await conn.rollback()
+    found = await load_visible_org(runtime, caller, org)
     require_org_admin(caller, found)
     async with runtime.writer.transaction() as tx:
         membership = await _membership(tx.session, found.id, membership_id)
@@ -114,11 +117,8 @@ async def update_membership(
 @router.delete(
     "/organizations/{org}/memberships/{membership_id}", status_code=204, summary="Remove a membership"
 )
-async def delete_membership(
-    org: str, membership_id: str, caller: CallerDep, runtime: RuntimeDep, conn: ReaderDep
-) -> Response:
-    found = await visible_org(conn, caller, org)
-    await conn.rollback()
+async def delete_membership(org: str, membership_id: str, caller: CallerDep, runtime: RuntimeDep) -> Response:
+    found = await load_visible_org(runtime, caller, org)
     require_org_admin(caller, found)
     async with runtime.writer.transaction() as tx:
         membership = await _membership(tx.session, found.id, membership_id)

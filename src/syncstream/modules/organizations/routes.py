@@ -21,6 +21,7 @@ from syncstream.modules.common import (
     ReaderDep,
     RuntimeDep,
     json_response,
+    load_visible_org,
     org_json,
     visible_org,
 )
@@ -99,9 +100,8 @@ def require_org_admin(caller: CallerDep, org: OrgInfo) -> None:
 
 
 @router.delete("/organizations/{org}", status_code=204, summary="Delete an organization (org admin)")
-async def delete_organization(org: str, caller: CallerDep, runtime: RuntimeDep, conn: ReaderDep) -> Response:
-    found = await visible_org(conn, caller, org)
-    await conn.rollback()
+async def delete_organization(org: str, caller: CallerDep, runtime: RuntimeDep) -> Response:
+    found = await load_visible_org(runtime, caller, org)
     require_org_admin(caller, found)
     async with runtime.writer.transaction() as tx:
         await tx.session.execute(delete(Organization).where(Organization.id == found.id))
@@ -120,11 +120,8 @@ async def delete_organization(org: str, caller: CallerDep, runtime: RuntimeDep, 
 
 
 @router.post("/organizations/{org}/projects", status_code=201, summary="Create a project (org admin)")
-async def create_project(
-    org: str, body: ProjectIn, caller: CallerDep, runtime: RuntimeDep, conn: ReaderDep
-) -> Response:
-    found = await visible_org(conn, caller, org)
-    await conn.rollback()
+async def create_project(org: str, body: ProjectIn, caller: CallerDep, runtime: RuntimeDep) -> Response:
+    found = await load_visible_org(runtime, caller, org)
     require_org_admin(caller, found)
     project = Project(id=new_id("prj"), organization_id=found.id, name=body.name, created_at=utcnow())
     async with runtime.writer.transaction() as tx:

@@ -77,13 +77,13 @@ async def sign_up(body: SignUpIn, runtime: RuntimeDep, request: Request) -> Resp
 
 
 @router.post("/auth/sign-in", summary="Sign in and receive a token (and a session cookie)")
-async def sign_in(body: SignInIn, runtime: RuntimeDep, request: Request, conn: ReaderDep) -> Response:
+async def sign_in(body: SignInIn, runtime: RuntimeDep, request: Request) -> Response:
     limiter: SignInLimiter = request.app.state.sign_in_limiter
     email = body.email.lower()
     address = request.client.host if request.client else "unknown"
     limiter.check(email, address)
-    row = (await conn.execute(select(User.__table__).where(User.email == email))).first()
-    await conn.rollback()
+    async with runtime.database.reader.connect() as conn:
+        row = (await conn.execute(select(User.__table__).where(User.email == email))).first()
     user = User(**row._asdict()) if row is not None else None
     if not await verify_password(user.password_hash if user else None, body.password) or user is None:
         limiter.failed(email, address)
