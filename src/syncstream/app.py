@@ -37,6 +37,7 @@ from syncstream.modules.sync import routes as sync_stream
 from syncstream.modules.users.rate_limit import SignInLimiter
 from syncstream.modules.users.routes import router as users_router
 from syncstream.runtime import Runtime
+from syncstream.stream.helpers import keep_alive
 from syncstream.stream.manager import SubscriberManager
 from syncstream.stream.response import StreamMiddleware
 from syncstream.stream.subscriber import Subscriber
@@ -100,11 +101,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await upgrade(runtime.database)
         await runtime.tailer.start()
+        pinger = asyncio.create_task(
+            keep_alive(runtime.subscribers.get_all, settings.keepalive_seconds), name="syncstream-keep-alive"
+        )
         _close_streams_on_exit_signal(runtime)
         logger.info("syncstream ready: database=%s bus=%s", runtime.database.dialect, settings.bus_url)
         try:
             yield
         finally:
+            pinger.cancel()
             close_streams(runtime)
             await runtime.tailer.stop()
             await runtime.database.dispose()

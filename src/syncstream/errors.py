@@ -174,8 +174,19 @@ async def _on_unexpected(_: Request, exc: Exception) -> Response:
     return problem_response(500, "internal_error", "An unexpected error occurred; it has been logged.")
 
 
+#: SQLSTATE classes that mean "the database cannot serve now", not "this request is
+#: wrong": connection exceptions (08), insufficient resources such as "too many
+#: clients" (53), operator intervention such as a shutdown (57).
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57")
+
+
 def _is_disconnect(exc: DBAPIError) -> bool:
-    return bool(exc.connection_invalidated) or isinstance(exc, OperationalError)
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return (
+        bool(exc.connection_invalidated)
+        or isinstance(exc, OperationalError)
+        or (isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATE_CLASSES))
+    )
 
 
 def _is_data_error(exc: DBAPIError) -> bool:
@@ -259,7 +270,7 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
     list, ``application/json``) and no other error; this API answers every error, 422
     included, with an ``application/problem+json`` problem. Schema-driven clients and
     fuzzers (tests/hardening) read the document, so each operation's 422 is replaced by
-    the problem and a ``default`` problem response covers the other error statuses.
+    the problem, and ``4XX`` and ``5XX`` problem responses cover the other error statuses.
     """
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components["Problem"] = PROBLEM_SCHEMA
@@ -270,7 +281,8 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
             responses = operation.setdefault("responses", {})
             if "422" in responses:
                 responses["422"] = _problem_response("The body is invalid (`validation_error`).")
-            responses.setdefault("default", _problem_response("An error, as an RFC 9457 problem."))
+            responses.setdefault("4XX", _problem_response("A client error, as an RFC 9457 problem."))
+            responses.setdefault("5XX", _problem_response("A server error (`unavailable`), as a problem."))
     return schema
 
 

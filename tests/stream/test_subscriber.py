@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syncstream.stream.catchup import CatchUpPage, replay
+from syncstream.stream.helpers import PING_FRAME, keep_alive
 from syncstream.stream.subscriber import Subscriber
 
 
@@ -51,14 +52,30 @@ def test_close_keeps_queued_frames_then_the_final_one() -> None:
     assert sub.take_all() is None
 
 
-async def test_wait_wakes_on_delivery_and_times_out_when_idle() -> None:
+async def test_wait_wakes_on_delivery() -> None:
     sub = Subscriber(index_key=None, cursor=0)
     sub.go_live()
-    assert await sub.wait(0.01) is False
-    waiter = asyncio.ensure_future(sub.wait(60))
+    waiter = asyncio.ensure_future(sub.wait())
     await asyncio.sleep(0)
+    assert not waiter.done()
     sub.deliver(1, frame(1))
-    assert await waiter is True
+    await waiter
+    assert sub.take_all() == frame(1)
+
+
+async def test_keep_alive_pings_only_idle_live_subscribers() -> None:
+    idle, busy, catching_up = (Subscriber(index_key=None, cursor=0) for _ in range(3))
+    idle.go_live()
+    busy.go_live()
+    idle.last_write -= 10
+    catching_up.last_write -= 10
+    pinger = asyncio.ensure_future(keep_alive(lambda: [idle, busy, catching_up], 4.0))
+    waiter = asyncio.ensure_future(idle.wait())
+    await waiter  # woken by the first sweep's ping
+    pinger.cancel()
+    assert idle.take_all() == PING_FRAME
+    assert busy.take_all() == b""
+    assert catching_up.queued == 0
 
 
 class FakeLog:

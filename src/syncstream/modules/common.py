@@ -51,7 +51,8 @@ def json_response(data: Any, status_code: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status_code, media_type="application/json")
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread.
     runtime: Runtime = request.app.state.runtime
     return runtime
 

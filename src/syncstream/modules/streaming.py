@@ -176,6 +176,5 @@ def open_sse(
         catch_up(),
         on_open=opened,
         on_close=closed,
-        keepalive_seconds=runtime.settings.keepalive_seconds,
         retry_ms=runtime.settings.retry_ms,
     )

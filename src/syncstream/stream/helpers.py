@@ -6,6 +6,10 @@ in :mod:`syncstream.stream.frames` (re-exported here for convenience).
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+
 from syncstream.stream.frames import (
     PING_FRAME,
     change_frame,
@@ -40,8 +44,19 @@ def write_ping(subscriber: Subscriber) -> None:
     subscriber.push(PING_FRAME)
 
 
-async def keep_alive(subscriber: Subscriber, interval: float) -> None:
-    """Wait until the subscriber has something to write; after ``interval`` of silence,
-    queue a ping so that proxies keep the connection and a dead peer is noticed."""
-    if not await subscriber.wait(interval):
-        write_ping(subscriber)
+async def keep_alive(subscribers: Callable[[], Iterable[Subscriber]], interval: float) -> None:
+    """Ping every live subscriber that has written nothing for ``interval``, forever.
+
+    Pings keep proxies from closing idle streams and reveal dead peers. One task per
+    process sweeps all subscribers a few times per interval, instead of a timer per
+    stream re-armed around every write; a ping goes out between ``interval`` and
+    ``interval`` plus one sweep after the last write.
+    """
+    sweep = min(interval / 4, 1.0)
+    while True:
+        await asyncio.sleep(sweep)
+        now = time.monotonic()
+        for subscriber in subscribers():
+            if subscriber.live and not subscriber.closed and now - subscriber.last_write >= interval:
+                subscriber.last_write = now
+                write_ping(subscriber)

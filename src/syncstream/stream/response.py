@@ -16,7 +16,7 @@ from typing import Any, cast
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from syncstream.stream.helpers import error_frame, keep_alive, retry_frame
+from syncstream.stream.helpers import error_frame, retry_frame
 from syncstream.stream.subscriber import Subscriber
 
 logger = logging.getLogger("syncstream.stream")
@@ -104,7 +104,6 @@ class SSEResponse(Response):
         *,
         on_open: Callable[[Subscriber], None],
         on_close: Callable[[Subscriber], None],
-        keepalive_seconds: float,
         retry_ms: int,
         extra_headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
@@ -112,7 +111,6 @@ class SSEResponse(Response):
         self.catch_up = catch_up
         self.on_open = on_open
         self.on_close = on_close
-        self.keepalive_seconds = keepalive_seconds
         self.retry_ms = retry_ms
         self.raw_headers = SSE_HEADERS + (extra_headers or [])
         self.status_code = 200
@@ -183,7 +181,7 @@ class SSEResponse(Response):
             if data:
                 await self._write(send, data)
             else:
-                await keep_alive(subscriber, self.keepalive_seconds)
+                await subscriber.wait()
 
     async def _watch_disconnect(self, receive: Receive) -> None:
         while True:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -22,11 +23,27 @@ from syncstream.stream.frames import error_frame
 
 _ids = itertools.count(1)
 SLOW_CONSUMER_FRAME = error_frame("slow_consumer", 409, "The client did not read its stream fast enough.")
-_TIMED_OUT = object()
 
 
 class Subscriber:
     """Base type for every stream's subscriber; modules subclass it with their own state."""
+
+    # Slots: a server holds tens of thousands of these, mostly idle.
+    __slots__ = (
+        "_pending",
+        "_pending_overflowed",
+        "_queue",
+        "_waiter",
+        "close_reason",
+        "closed",
+        "cursor",
+        "id",
+        "index_key",
+        "last_write",
+        "live",
+        "max_queued",
+        "on_overflow",
+    )
 
     def __init__(self, *, index_key: str | None, cursor: int, max_queued: int = 1000) -> None:
         self.id = f"sub-{next(_ids)}"
@@ -39,6 +56,8 @@ class Subscriber:
         self.close_reason: str | None = None
         #: Called when the outbox overflows, to cut a connection whose writer is stuck.
         self.on_overflow: Callable[[Subscriber], None] | None = None
+        #: When the writer last took bytes to send (monotonic); keep-alive pings the idle.
+        self.last_write = time.monotonic()
         self._pending: list[tuple[int, bytes]] = []
         self._pending_overflowed = False
         self._queue: deque[bytes] = deque()
@@ -121,19 +140,22 @@ class Subscriber:
         if self._queue:
             data = b"".join(self._queue)
             self._queue.clear()
+            self.last_write = time.monotonic()
             return data
         return None if self.closed else b""
 
-    async def wait(self, idle_seconds: float) -> bool:
-        """Wait until something is queued or the subscriber closes; False on timeout."""
+    async def wait(self) -> None:
+        """Wait until something is queued or the subscriber closes.
+
+        No timer here: one keep-alive task per process pings idle subscribers
+        (:func:`syncstream.stream.helpers.keep_alive`), which is far cheaper than a
+        timer armed and cancelled around every wait of every stream.
+        """
         if self._queue or self.closed:
-            return True
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[object] = loop.create_future()
+            return
+        waiter: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._waiter = waiter
-        timer = loop.call_later(idle_seconds, self._wake, _TIMED_OUT)
         try:
-            return await waiter is not _TIMED_OUT
+            await waiter
         finally:
-            timer.cancel()
             self._waiter = None

@@ -16,6 +16,8 @@ def page_index_key() -> str:
 
 
 class PageStreamSubscriber(Subscriber):
+    __slots__ = ("entity_types",)
+
     def __init__(self, *, entity_types: frozenset[str] | None, cursor: int, max_queued: int) -> None:
         super().__init__(index_key=page_index_key(), cursor=cursor, max_queued=max_queued)
         self.entity_types = entity_types if entity_types is not None else PUBLIC_TYPES

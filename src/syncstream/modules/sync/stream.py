@@ -27,6 +27,17 @@ class OrgStreamSubscriber(Subscriber):
     """One open org stream: its user, a snapshot of their memberships in the org, and
     the entity types asked for. The snapshot is kept current by membership events."""
 
+    __slots__ = (
+        "entity_types",
+        "membership_version",
+        "memberships",
+        "organization_id",
+        "scope",
+        "session_id",
+        "system_admin",
+        "user_id",
+    )
+
     def __init__(
         self,
         *,
