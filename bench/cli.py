@@ -28,8 +28,16 @@ from bench.scenarios import FLEET_USERS, SCENARIOS
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller and shorter: the whole run < 1 min")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="syncstream's benchmark: fan-out, steady, writes, idle, catch-up, workers and the "
+        "framework-free ceiling; see docs/performance.md.",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller and shorter (aims at < 1 min; opening streams makes it ~2-3 min today)",
+    )
     parser.add_argument(
         "--scenario",
         action="append",
