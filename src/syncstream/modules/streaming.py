@@ -8,6 +8,7 @@ contract's two modes, so both streams behave the same at every edge.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ from syncstream.stream.cursor import (
 )
 from syncstream.stream.frames import error_frame
 from syncstream.stream.helpers import change_frame
+from syncstream.stream.manager import SubscriberManager
 from syncstream.stream.response import SSEResponse
 from syncstream.stream.subscriber import Subscriber
 
@@ -178,3 +180,23 @@ def open_sse(
         on_close=closed,
         retry_ms=runtime.settings.retry_ms,
     )
+
+
+Router = Callable[[SubscriberManager[Subscriber], Activity], int]
+
+
+def measured(runtime: Runtime, router: Router) -> Callable[[Activity], None]:
+    """A bus listener that runs ``router`` (a ``route_to_*`` function) and records it in
+    the metrics: time to route, delay since the write, recipients."""
+    manager = runtime.subscribers
+    metrics = runtime.metrics
+
+    def route(activity: Activity) -> None:
+        started = time.perf_counter()
+        sent = router(manager, activity)
+        metrics.routing_seconds.observe(time.perf_counter() - started)
+        metrics.commit_to_route_seconds.observe(max(0.0, time.time() - activity.created_at.timestamp()))
+        metrics.activities_routed.inc()
+        metrics.messages_sent.inc(sent)
+
+    return route

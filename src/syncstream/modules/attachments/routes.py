@@ -12,7 +12,8 @@ from starlette.responses import Response
 
 from syncstream import problems
 from syncstream.activities import log
-from syncstream.activities.model import NewActivity
+from syncstream.activities.model import Action, NewActivity
+from syncstream.auth.sessions import Caller
 from syncstream.db.schema import Attachment, Project
 from syncstream.db.types import new_id, utcnow
 from syncstream.modules.attachments.schemas import (
@@ -27,6 +28,7 @@ from syncstream.modules.common import (
     OrgInfo,
     ReaderDep,
     RuntimeDep,
+    TxIn,
     json_response,
     load_visible_org,
     visible_org,
@@ -34,6 +36,24 @@ from syncstream.modules.common import (
 from syncstream.permissions import Access, Entity, is_allowed, read_scope
 
 router = APIRouter(tags=["attachments"])
+
+
+def _activity(
+    action: Action, attachment: Attachment, caller: Caller, tx: TxIn | None, **extra: Any
+) -> NewActivity:
+    """The activity of one attachment change: ``data`` is the entity as it stands now
+    (pass the snapshot taken before a delete)."""
+    return NewActivity(
+        action=action,
+        entity_type="attachment",
+        entity_id=attachment.id,
+        organization_id=attachment.organization_id,
+        project_id=attachment.project_id,
+        user_id=caller.user_id,
+        data=extra.pop("data", None) or attachment_json(attachment),
+        tx=tx.wire() if tx else None,
+        **extra,
+    )
 
 
 def _may(access: Access, org_id: str, project_id: str | None) -> bool:
@@ -88,19 +108,7 @@ async def create_attachment(org: str, body: AttachmentIn, caller: CallerDep, run
             await _check_project(tx.session, found, body.project_id)
             tx.session.add(attachment)
             await tx.session.flush()
-            await tx.record(
-                NewActivity(
-                    action="create",
-                    entity_type="attachment",
-                    entity_id=attachment.id,
-                    organization_id=found.id,
-                    project_id=attachment.project_id,
-                    user_id=caller.user_id,
-                    data=attachment_json(attachment),
-                    tx=body.tx.wire() if body.tx else None,
-                    idempotency_key=key,
-                )
-            )
+            await tx.record(_activity("create", attachment, caller, body.tx, idempotency_key=key))
     except IntegrityError:
         # Two identical creates raced: the other one won; answer with its entity.
         raced = await _replayed(runtime, key) if key else None
@@ -174,19 +182,7 @@ async def update_attachment(
                 setattr(attachment, EDITABLE[field], given[field])
             attachment.updated_at = utcnow()
             await tx.session.flush()
-            await tx.record(
-                NewActivity(
-                    action="update",
-                    entity_type="attachment",
-                    entity_id=attachment.id,
-                    organization_id=found.id,
-                    project_id=attachment.project_id,
-                    user_id=caller.user_id,
-                    data=attachment_json(attachment),
-                    changed_keys=changed,
-                    tx=body.tx.wire() if body.tx else None,
-                )
-            )
+            await tx.record(_activity("update", attachment, caller, body.tx, changed_keys=changed))
     return json_response(attachment_json(attachment))
 
 
@@ -206,16 +202,5 @@ async def delete_attachment(
         snapshot = attachment_json(attachment)
         await tx.session.delete(attachment)
         await tx.session.flush()
-        await tx.record(
-            NewActivity(
-                action="delete",
-                entity_type="attachment",
-                entity_id=attachment.id,
-                organization_id=found.id,
-                project_id=attachment.project_id,
-                user_id=caller.user_id,
-                data=snapshot,
-                tx=body.tx.wire() if body and body.tx else None,
-            )
-        )
+        await tx.record(_activity("delete", attachment, caller, body.tx if body else None, data=snapshot))
     return json_response(None, 204)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -15,7 +13,7 @@ from syncstream.modules.pages.stream import (
     route_to_page_subscribers,
     should_receive_page_event,
 )
-from syncstream.modules.streaming import json_page, open_sse, parse_params, resolve_offset
+from syncstream.modules.streaming import json_page, measured, open_sse, parse_params, resolve_offset
 from syncstream.permissions import PUBLIC_TYPES
 from syncstream.runtime import Runtime
 
@@ -49,16 +47,7 @@ async def pages_stream(request: Request, runtime: RuntimeDep) -> Response:
 
 
 def install(runtime: Runtime) -> None:
-    manager = runtime.subscribers
-    metrics = runtime.metrics
-
-    def route(activity: Activity) -> None:
-        started = time.perf_counter()
-        sent = route_to_page_subscribers(manager, activity)
-        metrics.routing_seconds.observe(time.perf_counter() - started)
-        metrics.commit_to_route_seconds.observe(max(0.0, time.time() - activity.created_at.timestamp()))
-        metrics.activities_routed.inc()
-        metrics.messages_sent.inc(sent)
-
+    """Wire the pages stream to the activity bus."""
+    route = measured(runtime, route_to_page_subscribers)
     for event in ("page.created", "page.updated", "page.deleted"):
         runtime.bus.on(event, route)

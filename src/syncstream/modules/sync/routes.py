@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import cast
 
 from fastapi import APIRouter, Request
@@ -13,7 +12,7 @@ from syncstream.activities import log
 from syncstream.activities.model import Activity
 from syncstream.db.schema import Membership
 from syncstream.modules.common import CallerDep, RuntimeDep, visible_org
-from syncstream.modules.streaming import json_page, open_sse, parse_params, resolve_offset
+from syncstream.modules.streaming import json_page, measured, open_sse, parse_params, resolve_offset
 from syncstream.modules.sync.stream import (
     OrgStreamSubscriber,
     apply_membership_change,
@@ -111,16 +110,7 @@ async def org_stream(org: str, request: Request, caller: CallerDep, runtime: Run
 def install(runtime: Runtime) -> None:
     """Wire the org stream to the activity bus."""
     manager = runtime.subscribers
-    metrics = runtime.metrics
-
-    def route(activity: Activity) -> None:
-        started = time.perf_counter()
-        sent = route_to_org_subscribers(manager, activity)
-        metrics.routing_seconds.observe(time.perf_counter() - started)
-        metrics.commit_to_route_seconds.observe(max(0.0, time.time() - activity.created_at.timestamp()))
-        metrics.activities_routed.inc()
-        metrics.messages_sent.inc(sent)
-
+    route = measured(runtime, route_to_org_subscribers)
     for event in ("attachment.created", "attachment.updated", "attachment.deleted"):
         runtime.bus.on(event, route)
     for event in ("membership.created", "membership.updated", "membership.deleted"):
