@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 from syncstream.activities.bus import ActivityBus
 from syncstream.activities.tailer import LogTailer
 from syncstream.activities.transports import doorbell_from_url
+from syncstream.activities.transports.base import redact_url
 from syncstream.activities.writer import ActivityWriter
 from syncstream.auth import passwords
 from syncstream.config import Settings
@@ -105,7 +106,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             keep_alive(runtime.subscribers.get_all, settings.keepalive_seconds), name="syncstream-keep-alive"
         )
         _close_streams_on_exit_signal(runtime)
-        logger.info("syncstream ready: database=%s bus=%s", runtime.database.dialect, settings.bus_url)
+        logger.info(
+            "syncstream ready: database=%s bus=%s", runtime.database.dialect, redact_url(settings.bus_url)
+        )
         try:
             yield
         finally:
@@ -121,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.cors_origins = settings.cors_origins
     app.state.sign_in_limiter = SignInLimiter(settings.sign_in_attempts, settings.sign_in_window_seconds)
     install_error_handlers(app)
 
@@ -140,21 +144,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     sync_stream.install(runtime)
     pages_stream.install(runtime)
 
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=list(settings.cors_origins),
-            allow_credentials=True,
-            allow_methods=["*"],
-            allow_headers=["*"],
-            expose_headers=["Retry-After"],
-        )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app
 
 
 class SyncstreamApp(FastAPI):
+    cors_origins: tuple[str, ...] = ()
+
     def build_middleware_stack(self) -> ASGIApp:
         # Outside even Starlette's error middleware, which wraps ``send`` in a closure:
-        # streams need the server's own ``send`` to reach the transport.
-        return StreamMiddleware(RequestIdMiddleware(super().build_middleware_stack()))
+        # streams need the server's own ``send`` to reach the transport. CORS goes
+        # outside that, so that stream responses carry its headers too.
+        stack: ASGIApp = StreamMiddleware(RequestIdMiddleware(super().build_middleware_stack()))
+        if self.cors_origins:
+            stack = CORSMiddleware(
+                stack,
+                allow_origins=list(self.cors_origins),
+                allow_credentials=True,
+                allow_methods=["*"],
+                allow_headers=["*"],
+                expose_headers=["Retry-After", "X-Request-ID"],
+            )
+        return stack

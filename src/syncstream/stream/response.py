@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
@@ -77,6 +78,10 @@ class StreamMiddleware:
 
 def _transport(scope: Scope) -> asyncio.Transport | None:
     raw = scope.get(RAW_SEND_KEY)
+    # Starlette's CORSMiddleware (outside this one, so that streams get its headers)
+    # hands on ``partial(self.send, send=<the server's send>)``.
+    while isinstance(raw, functools.partial):
+        raw = raw.keywords.get("send")
     transport = getattr(getattr(raw, "__self__", None), "transport", None)
     # Duck-typed: uvloop's transports do not derive from asyncio's classes.
     if transport is not None and all(

@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from syncstream.metrics import CONTENT_TYPE
 from syncstream.modules.common import RuntimeDep, json_response
+from syncstream.problems import PROBLEM_CONTENT_TYPE
 
 router = APIRouter(tags=["operations"])
 
@@ -41,6 +42,7 @@ async def health(runtime: RuntimeDep) -> Response:
         503,
     )
     response.headers["Retry-After"] = "5"
+    response.headers["Content-Type"] = PROBLEM_CONTENT_TYPE
     return response
 
 
