@@ -25,7 +25,7 @@ from syncstream.config import Settings
 from syncstream.console import router as console_router
 from syncstream.db.engine import Database
 from syncstream.db.migrate import upgrade
-from syncstream.errors import BodyLimitMiddleware, install_error_handlers
+from syncstream.errors import install_error_handlers
 from syncstream.logs import RequestIdMiddleware
 from syncstream.metrics import Metrics
 from syncstream.modules.attachments.routes import router as attachments_router
@@ -37,6 +37,7 @@ from syncstream.modules.pages.routes import router as pages_router
 from syncstream.modules.sync import routes as sync_stream
 from syncstream.modules.users.rate_limit import SignInLimiter
 from syncstream.modules.users.routes import router as users_router
+from syncstream.request_limits import BodyLimitMiddleware
 from syncstream.runtime import Runtime
 from syncstream.stream.helpers import keep_alive
 from syncstream.stream.manager import SubscriberManager

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -13,10 +13,11 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from sqlalchemy import or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from starlette.responses import Response
 
 from syncstream import problems
+from syncstream.activities import log
 from syncstream.auth.sessions import SESSION_COOKIE, Caller, authenticate
 from syncstream.db.schema import Organization
 from syncstream.db.types import iso_ms
@@ -149,3 +150,19 @@ async def visible_org(conn: AsyncConnection, caller: Caller, id_or_slug: str) ->
     if org is None or not is_member(caller.access, org.id):
         raise problems.not_found(f"organization {id_or_slug!r} not found")
     return org
+
+
+async def replayed_create(
+    runtime: Runtime, key: str, model: type[Any], render: Callable[[Any], dict[str, Any]], what: str
+) -> Response | None:
+    """The answer to a create repeated with a ``transactionId`` already used (idempotency
+    key ``key``): 200 with the entity the first one created, 409 if that entity has since
+    been deleted, or None when the key is new."""
+    async with AsyncSession(runtime.database.reader) as session:
+        entity_id = await log.find_by_idempotency_key(session, key)
+        if entity_id is None:
+            return None
+        entity = await session.get(model, entity_id)
+        if entity is None:
+            raise problems.conflict(f"this transactionId created {what} that has since been deleted")
+        return json_response(render(entity), 200)

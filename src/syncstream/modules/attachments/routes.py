@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from syncstream import problems
-from syncstream.activities import log
 from syncstream.activities.model import Action, NewActivity
 from syncstream.auth.sessions import Caller
 from syncstream.db.schema import Attachment, Project
@@ -31,6 +30,7 @@ from syncstream.modules.common import (
     TxIn,
     json_response,
     load_visible_org,
+    replayed_create,
     visible_org,
 )
 from syncstream.permissions import Access, Entity, is_allowed, read_scope
@@ -69,14 +69,7 @@ async def _check_project(session: AsyncSession, org: OrgInfo, project_id: str | 
 
 
 async def _replayed(runtime: Any, key: str) -> Response | None:
-    async with AsyncSession(runtime.database.reader) as session:
-        entity_id = await log.find_by_idempotency_key(session, key)
-        if entity_id is None:
-            return None
-        attachment = await session.get(Attachment, entity_id)
-        if attachment is None:
-            raise problems.conflict("this transactionId created an attachment that has since been deleted")
-        return json_response(attachment_json(attachment), 200)
+    return await replayed_create(runtime, key, Attachment, attachment_json, "an attachment")
 
 
 @router.post("/organizations/{org}/attachments", status_code=201, summary="Create an attachment")

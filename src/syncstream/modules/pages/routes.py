@@ -12,12 +12,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from syncstream import problems
-from syncstream.activities import log
 from syncstream.activities.model import NewActivity
 from syncstream.auth.sessions import Caller
 from syncstream.db.schema import Page
 from syncstream.db.types import iso_ms, new_id, utcnow
-from syncstream.modules.common import CallerDep, CamelModel, ReaderDep, RuntimeDep, TxIn, json_response
+from syncstream.modules.common import (
+    CallerDep,
+    CamelModel,
+    ReaderDep,
+    RuntimeDep,
+    TxIn,
+    json_response,
+    replayed_create,
+)
 from syncstream.permissions import Entity, is_allowed
 
 router = APIRouter(tags=["pages"])
@@ -69,14 +76,7 @@ def _page_activity(action: Any, page: Page, caller: Caller, **extra: Any) -> New
 
 
 async def _replayed(runtime: Any, key: str) -> Response | None:
-    async with AsyncSession(runtime.database.reader) as session:
-        entity_id = await log.find_by_idempotency_key(session, key)
-        if entity_id is None:
-            return None
-        page = await session.get(Page, entity_id)
-        if page is None:
-            raise problems.conflict("this transactionId created a page that has since been deleted")
-        return json_response(page_json(page), 200)
+    return await replayed_create(runtime, key, Page, page_json, "a page")
 
 
 @router.post("/pages", status_code=201, summary="Create a page (system admin)")
