@@ -49,8 +49,8 @@ async def running_server(database_url: str, **kwargs: Any) -> AsyncIterator[Serv
     """A ``syncstream serve`` of our own, started in a thread (starting waits for /health,
     and whatever it talks through may run on this event loop)."""
     server = ServerProcess(database_url=database_url, **kwargs)
-    await asyncio.to_thread(server.start)
-    try:
+    try:  # also a start that fails: it may leave a process that never became healthy
+        await asyncio.to_thread(server.start)
         yield server
     finally:
         await asyncio.to_thread(server.stop)

@@ -66,9 +66,10 @@ def debug_server(directory: Path) -> Iterator[ServerProcess]:
         "SYNCSTREAM_CORS_ORIGINS": f"{ALLOWED_ORIGIN}, https://other.example.test",
     }
     server = ServerProcess(database_url=f"sqlite:///{directory / 'guarded.db'}", env=env, log_level="debug")
-    server.start()
-    yield server
-    server.stop()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -282,8 +283,10 @@ async def test_a_bus_password_does_not_reach_the_log(tmp_path: Path) -> None:
         server = ServerProcess(
             database_url=f"sqlite:///{tmp_path / 'bus.db'}", bus_url=bus, log_level="debug"
         )
-        await asyncio.to_thread(server.start)  # trust authentication: the password is not checked
-        await asyncio.to_thread(server.stop)
+        try:
+            await asyncio.to_thread(server.start)  # trust authentication: the password is not checked
+        finally:
+            await asyncio.to_thread(server.stop)
         log = server.log()
         assert "bus" in log, "the log was not captured at the level asked for"
         assert secret not in log

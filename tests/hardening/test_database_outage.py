@@ -49,8 +49,8 @@ async def outage() -> AsyncIterator[Outage]:
     relay = TcpProxy(url)
     await relay.start()
     server = ServerProcess(database_url=relay.url)
-    await asyncio.to_thread(server.start)  # in a thread: the relay runs on this loop
     try:
+        await asyncio.to_thread(server.start)  # in a thread: the relay runs on this loop
         yield Outage(server, relay)
     finally:
         relay.accepting = True

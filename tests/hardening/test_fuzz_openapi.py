@@ -62,7 +62,8 @@ class Servers:
             # The fuzzer signs in badly on purpose; the limiter (tested in test_auth_hardening)
             # must not turn the sign-ins this test makes for itself into 429s.
             env = {"SYNCSTREAM_SIGN_IN_ATTEMPTS": "1000000"}
-            self.started[backend] = ServerProcess(database_url=url, env=env).start()
+            self.started[backend] = server = ServerProcess(database_url=url, env=env)
+            server.start()  # registered first: stop() ends it even if it never became healthy
         return self.started[backend]
 
     def stop(self) -> None:
