@@ -17,6 +17,7 @@ from typing import Any, cast
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from syncstream.stream.direct import Flusher, Sink, chunk
 from syncstream.stream.helpers import error_frame, retry_frame
 from syncstream.stream.subscriber import Subscriber
 
@@ -56,6 +57,7 @@ class StreamMiddleware:
         self.app = app
         self.max_opening = max_opening
         self._opening: asyncio.Semaphore | None = None
+        self._flusher: Flusher | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -73,7 +75,35 @@ class StreamMiddleware:
             await self.app(scope, receive, send)
         if deferred:
             stream = deferred.pop()
-            await stream.run({RAW_SEND_KEY: send}, receive, send)
+            del deferred
+            _release_framework(scope)
+            if self._flusher is None:
+                self._flusher = Flusher(asyncio.get_running_loop())
+            await stream.run({RAW_SEND_KEY: send}, receive, send, flusher=self._flusher)
+
+
+#: What the server itself put in the scope (uvicorn reads ``method`` after this); the
+#: rest is the framework's, kept alive by the server's request cycle for as long as a
+#: deferred stream runs unless dropped.
+_SERVER_SCOPE_KEYS = frozenset(
+    {
+        "type",
+        "asgi",
+        "http_version",
+        "server",
+        "client",
+        "scheme",
+        "method",
+        "root_path",
+        "path",
+        "query_string",
+    }
+)
+
+
+def _release_framework(scope: Scope) -> None:
+    for key in [key for key in scope if key not in _SERVER_SCOPE_KEYS]:
+        del scope[key]
 
 
 def _transport(scope: Scope) -> asyncio.Transport | None:
@@ -91,8 +121,16 @@ def _transport(scope: Scope) -> asyncio.Transport | None:
     return None
 
 
-def _chunk(data: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(data), data)
+def _sink(scope: Scope, transport: asyncio.Transport | None) -> Sink | None:
+    """A sink for direct writes, if the server is uvicorn's httptools one with a chunked
+    response under way (its ``send`` is a bound method of the request cycle)."""
+    cycle = getattr(scope.get(RAW_SEND_KEY), "__self__", None)
+    flow = getattr(cycle, "flow", None)
+    if transport is None or getattr(cycle, "chunked_encoding", None) is not True:
+        return None
+    if flow is None or not isinstance(getattr(flow, "write_paused", None), bool):
+        return None
+    return Sink(transport, flow)
 
 
 class SSEResponse(Response):
@@ -121,6 +159,7 @@ class SSEResponse(Response):
         self.status_code = 200
         self.background = None
         self._writing = False
+        self._sink: Sink | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         deferred = scope.get(DEFERRED_KEY)
@@ -129,7 +168,9 @@ class SSEResponse(Response):
             return
         await self.run(scope, receive, send)
 
-    async def run(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def run(
+        self, scope: Scope, receive: Receive, send: Send, *, flusher: Flusher | None = None
+    ) -> None:
         subscriber = self.subscriber
         # Registered before catch-up reads the log: what commits meanwhile is held,
         # not lost (see stream.catchup).
@@ -142,11 +183,16 @@ class SSEResponse(Response):
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             await self._write(send, retry_frame(self.retry_ms))
             await self._write_catch_up(send)
+            if flusher is not None:
+                self._sink = _sink(scope, transport)
+                if self._sink is not None:
+                    subscriber.attach(self._sink, flusher)
             await self._write_live(send)
         except OSError:
             subscriber.close("client_disconnected")
         finally:
             watcher.cancel()
+            subscriber.detach()
             subscriber.close(subscriber.close_reason or "ended")
             self.on_close(subscriber)
             with contextlib.suppress(OSError, RuntimeError):
@@ -154,11 +200,17 @@ class SSEResponse(Response):
 
     async def _write(self, send: Send, data: bytes) -> None:
         message: Message = {"type": "http.response.body", "body": data, "more_body": True}
+        # While this holds bytes taken from the outbox, the flusher must not overtake them.
+        sink = self._sink
         self._writing = True
+        if sink is not None:
+            sink.busy = True
         try:
             await send(message)
         finally:
             self._writing = False
+            if sink is not None:
+                sink.busy = False
 
     async def _write_catch_up(self, send: Send) -> None:
         subscriber = self.subscriber
@@ -196,11 +248,15 @@ class SSEResponse(Response):
                 return
 
     def _cut(self, transport: asyncio.Transport, subscriber: Subscriber) -> None:
-        if not self._writing or transport.is_closing():
+        if transport.is_closing():
+            return
+        paused = self._sink is not None and self._sink.flow.write_paused
+        if not (self._writing or paused):
             return  # the writer is free and will send the error frame itself
-        # The writer is stuck on a full socket: put the error frame behind what is
-        # buffered (the peer sees it if it ever reads), then close; abort if it never does.
+        # The socket is full (the writer waits on it, or would): put the error frame
+        # behind what is buffered (the peer sees it if it ever reads), then close; abort
+        # if it never does.
         data = subscriber.take_all() or b""
-        transport.write(_chunk(data) + b"0\r\n\r\n")
+        transport.write(chunk(data) + b"0\r\n\r\n")
         transport.close()
         asyncio.get_running_loop().call_later(CUT_GRACE_SECONDS, transport.abort)

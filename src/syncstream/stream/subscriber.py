@@ -1,7 +1,9 @@
 """A subscriber: one open stream's position, outbox and catch-up hand-over.
 
 Routing calls :meth:`Subscriber.deliver`, which never awaits: it appends pre-encoded
-bytes to a bounded outbox and wakes the connection's writer. A subscriber whose outbox
+bytes to a bounded outbox and either marks it for the per-loop flusher (a live stream
+whose socket we can reach, see :mod:`syncstream.stream.direct`) or wakes the
+connection's writer. A subscriber whose outbox
 overflows is cut (it resumes with ``Last-Event-ID`` and loses nothing), so one client
 that does not read can never hold back routing for the others.
 
@@ -17,8 +19,9 @@ import asyncio
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
+from syncstream.stream.direct import Flusher, Sink, chunk
 from syncstream.stream.frames import error_frame
 
 _ids = itertools.count(1)
@@ -30,9 +33,11 @@ class Subscriber:
 
     # Slots: a server holds tens of thousands of these, mostly idle.
     __slots__ = (
+        "_flusher",
         "_pending",
         "_pending_overflowed",
         "_queue",
+        "_sink",
         "_waiter",
         "close_reason",
         "closed",
@@ -62,6 +67,9 @@ class Subscriber:
         self._pending_overflowed = False
         self._queue: deque[bytes] = deque()
         self._waiter: asyncio.Future[object] | None = None
+        #: Set while live on a reachable socket: the flusher writes the outbox then.
+        self._sink: Sink | None = None
+        self._flusher: Flusher | None = None
 
     # -- routing side (synchronous, never waits) ---------------------------------------
 
@@ -87,11 +95,49 @@ class Subscriber:
         """Queue raw bytes (a change, a ping); cut the subscriber when the outbox is full."""
         if self.closed:
             return
-        if len(self._queue) >= self.max_queued:
+        queue = self._queue
+        if len(queue) >= self.max_queued:
             self._overflow()
             return
-        self._queue.append(frame)
-        self._wake()
+        queue.append(frame)
+        if len(queue) > 1:
+            return  # already marked, or the writer holds the outbox and comes back for it
+        flusher = self._flusher
+        if flusher is not None:
+            flusher.add(self)
+        else:
+            self._wake()
+
+    def attach(self, sink: Sink, flusher: Flusher) -> None:
+        """From now on the flusher writes this outbox to ``sink`` whenever it may."""
+        self._sink = sink
+        self._flusher = flusher
+
+    def detach(self) -> None:
+        self._sink = None
+        self._flusher = None
+
+    def flush_to_sink(self, now: float, chunks: dict[Hashable, bytes]) -> None:
+        """Write the whole outbox as one chunk, if the sink may take it now (the flusher's side).
+
+        Otherwise the stream's task does: a closing subscriber has woken it already,
+        a busy one comes back for the outbox, and a paused transport is woken for here.
+        """
+        queue = self._queue
+        sink = self._sink
+        if not queue or sink is None or self.closed:
+            return
+        if not sink.writable():
+            if not sink.busy:
+                self._wake()
+            return
+        key: Hashable = queue[0] if len(queue) == 1 else tuple(queue)
+        data = chunks.get(key)
+        if data is None:
+            data = chunks[key] = chunk(queue[0] if len(queue) == 1 else b"".join(queue))
+        queue.clear()
+        self.last_write = now
+        sink.transport.write(data)
 
     def close(self, reason: str, final_frame: bytes | None = None, *, discard_queued: bool = False) -> None:
         """End the stream once the outbox is written (``final_frame`` last)."""
