@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ from api.support import PASSWORD, TIMESTAMP, USER_KEYS, run_cli
 from harness import ServerProcess, unique
 from syncstream.activities.model import NewActivity
 from syncstream.activities.transports import doorbell_from_url
-from syncstream.activities.writer import ActivityWriter
+from syncstream.activities.writer import ActivityWriter, WriteTransaction
 from syncstream.db.engine import Database
 from syncstream.db.migrate import upgrade
 
@@ -106,23 +107,21 @@ async def write_activities(database_url: str, count: int) -> list[int]:
     try:
         await upgrade(database)
         writer = ActivityWriter(database, doorbell_from_url("memory://", channel=unique("cli-")))
-        ids = []
-        for n in range(count):
-            async with writer.transaction() as tx:
-                ids.append(
-                    await tx.record(
-                        NewActivity(
-                            action="create",
-                            entity_type="attachment",
-                            entity_id=f"att_{n}",
-                            organization_id="org_1",
-                            project_id=None,
-                            user_id="usr_1",
-                            data={"id": f"att_{n}"},
-                        )
-                    )
+
+        def record(tx: WriteTransaction, n: int) -> int:
+            return tx.record(
+                NewActivity(
+                    action="create",
+                    entity_type="attachment",
+                    entity_id=f"att_{n}",
+                    organization_id="org_1",
+                    project_id=None,
+                    user_id="usr_1",
+                    data={"id": f"att_{n}"},
                 )
-        return ids
+            )
+
+        return [await writer.run(functools.partial(record, n=n)) for n in range(count)]
     finally:
         await database.dispose()
 

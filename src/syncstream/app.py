@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from types import FrameType
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
@@ -29,6 +29,7 @@ from syncstream.errors import install_error_handlers
 from syncstream.logs import RequestIdMiddleware
 from syncstream.metrics import Metrics
 from syncstream.modules.attachments.routes import router as attachments_router
+from syncstream.modules.common import wire_read_caches
 from syncstream.modules.memberships.routes import router as memberships_router
 from syncstream.modules.operations.routes import router as operations_router
 from syncstream.modules.organizations.routes import router as organizations_router
@@ -48,7 +49,7 @@ logger = logging.getLogger("syncstream")
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    database = Database.connect(settings.database_url, pool_size=settings.database_pool_size)
+    database = Database.connect(settings.database_url, pool_size=settings.database_pool_size, serial=True)
     doorbell = doorbell_from_url(settings.bus_url)
     bus = ActivityBus()
     subscribers: SubscriberManager[Subscriber] = SubscriberManager()
@@ -130,8 +131,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
 
     # Stream routes first: /pages/stream must win over /pages/{page_id}.
-    app.include_router(pages_stream.router)
-    app.include_router(sync_stream.router)
+    mount(app, pages_stream.router)
+    mount(app, sync_stream.router)
     for router in (
         users_router,
         organizations_router,
@@ -140,13 +141,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pages_router,
         operations_router,
     ):
-        app.include_router(router)
-    app.include_router(console_router)
+        mount(app, router)
+    mount(app, console_router)
+    wire_read_caches(runtime)
     sync_stream.install(runtime)
     pages_stream.install(runtime)
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app
+
+
+def mount(app: FastAPI, router: APIRouter) -> None:
+    """Put a module's routes on the app itself.
+
+    ``include_router`` keeps each router as a nested object that this FastAPI version
+    re-validates and searches on every request: a tenth of the CPU of a create. The
+    module routers take no prefix, dependencies or overrides, so their routes can be
+    taken over as they are (``/openapi.json`` is the same either way; a test checks).
+    """
+    app.router.routes.extend(router.routes)
 
 
 class SyncstreamApp(FastAPI):

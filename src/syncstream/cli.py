@@ -100,7 +100,7 @@ async def _user_create(args: argparse.Namespace) -> int:
             )
             session.add(user)
             await session.flush()
-            token = await create_session(session, user.id)
+            token = create_session(session, user.id)
     finally:
         await database.dispose()
     print(orjson.dumps({"user": user_json(user), "token": token}).decode())

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from syncstream.activities.bus import ActivityBus
 from syncstream.activities.tailer import LogTailer
 from syncstream.activities.transports import Doorbell
 from syncstream.activities.writer import ActivityWriter
+from syncstream.auth.sessions import Caller
 from syncstream.config import Settings
 from syncstream.db.engine import Database
+from syncstream.db.read_cache import ReadCache
+from syncstream.db.views import OrgInfo
 from syncstream.metrics import Metrics
 from syncstream.stream.manager import SubscriberManager
 from syncstream.stream.subscriber import Subscriber
@@ -25,5 +28,9 @@ class Runtime:
     tailer: LogTailer
     subscribers: SubscriberManager[Subscriber]
     metrics: Metrics
+    #: Token hash → caller, and org ID or slug → org: read by nearly every request,
+    #: cleared by the writes that change them (modules/common.py wires that).
+    callers: ReadCache[str, Caller] = field(default_factory=ReadCache)
+    organizations: ReadCache[str, OrgInfo] = field(default_factory=ReadCache)
     #: Set when the server is stopping: no new stream may open (it would hold shutdown).
     closing: bool = False

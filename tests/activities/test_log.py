@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from syncstream.activities import log
 from syncstream.activities.model import NewActivity
 from syncstream.activities.transports import Doorbell, doorbell_from_url
-from syncstream.activities.writer import ActivityWriter
+from syncstream.activities.writer import ActivityWriter, WriteTransaction
 from syncstream.db.engine import Database
 from syncstream.db.migrate import upgrade
 from syncstream.db.schema import Activity as ActivityRow
@@ -31,9 +31,11 @@ class Boom(Exception):
     pass
 
 
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database.connect(f"sqlite:///{tmp_path / 'log.db'}")
+@pytest.fixture(params=["writer-thread", "async-driver"])
+async def database(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Database]:
+    """Both ways a write transaction runs: on SQLite's writer thread (the server's) and
+    through ``run_sync`` on the async driver (PostgreSQL's, and the command line's)."""
+    db = Database.connect(f"sqlite:///{tmp_path / 'log.db'}", serial=request.param == "writer-thread")
     await upgrade(db)
     yield db
     await db.dispose()
@@ -104,19 +106,21 @@ async def activities_about(database: Database, entity_id: str) -> int:
 
 
 async def write(writer: ActivityWriter, *news: NewActivity) -> list[int]:
-    async with writer.transaction() as tx:
-        return [await tx.record(new) for new in news]
+    return await writer.run(lambda tx: [tx.record(new) for new in news])
 
 
 async def fail_after_writing(writer: ActivityWriter, org_id: str | None, *news: NewActivity) -> None:
     """Add an organization and record activities in one transaction, then fail in it."""
-    async with writer.transaction() as tx:
+
+    def work(tx: WriteTransaction) -> None:
         if org_id is not None:
             tx.session.add(organization(org_id))
-            await tx.session.flush()
+            tx.session.flush()
         for new in news:
-            assert await tx.record(new) > 0  # written, and so rolled back below
+            assert tx.record(new) > 0  # written, and so rolled back below
         raise Boom
+
+    await writer.run(work)
 
 
 async def test_a_failed_transaction_leaves_neither_entity_nor_activity(
@@ -134,11 +138,13 @@ async def test_a_failed_transaction_leaves_neither_entity_nor_activity(
 async def test_a_committed_transaction_has_both_and_rings_once(
     database: Database, writer: ActivityWriter, rings: list[int | None]
 ) -> None:
-    async with writer.transaction() as tx:
+
+    def work(tx: WriteTransaction) -> tuple[int, int]:
         tx.session.add(organization("org_kept"))
-        await tx.session.flush()
-        first = await tx.record(attachment_activity("a1"))
-        second = await tx.record(attachment_activity("a2"))
+        tx.session.flush()
+        return tx.record(attachment_activity("a1")), tx.record(attachment_activity("a2"))
+
+    first, second = await writer.run(work)
     assert await org_exists(database, "org_kept")
     assert await activities_about(database, "a1") == await activities_about(database, "a2") == 1
     assert second > first
@@ -148,8 +154,7 @@ async def test_a_committed_transaction_has_both_and_rings_once(
 async def test_a_transaction_without_activities_does_not_ring(
     database: Database, writer: ActivityWriter, rings: list[int | None]
 ) -> None:
-    async with writer.transaction() as tx:
-        tx.session.add(organization("org_quiet"))
+    await writer.run(lambda tx: tx.session.add(organization("org_quiet")))
     assert await org_exists(database, "org_quiet")
     assert rings == []
 

@@ -324,3 +324,27 @@ async def test_membership_errors(api: Api) -> None:
         "not_found",
     )
     assert (await api.ok("GET", "/me", token=member.token))["memberships"] == [mine]
+
+
+async def test_access_changes_take_effect_on_the_next_request(api: Api) -> None:
+    """Callers and organizations are cached in the server; the writes that change them
+    clear those caches before they answer."""
+    owner, newcomer = await api.sign_up(), await api.sign_up()
+    org = await create_org(api, owner.token)
+    attachments = f"/organizations/{org['slug']}/attachments"
+    assert (await api.request("GET", attachments, token=newcomer.token)).status_code == 404
+    await add_member(api, owner.token, org["id"], newcomer.email)
+    assert await api.ok("GET", attachments, token=newcomer.token) == {"items": []}
+    await api.ok(
+        "POST", attachments, 201, json={"name": "a", "url": "https://x.test/a"}, token=newcomer.token
+    )
+    assert (await api.request("DELETE", f"/organizations/{org['id']}", token=owner.token)).status_code == 204
+    for user in (owner, newcomer):
+        assert_problem(await api.request("GET", attachments, token=user.token), 404, "not_found")
+        assert_problem(
+            await api.request(
+                "POST", attachments, json={"name": "b", "url": "https://x.test/b"}, token=user.token
+            ),
+            404,
+            "not_found",
+        )

@@ -20,7 +20,7 @@ from api.support import assert_problem, create_org, run_cli
 from harness import Api, ServerProcess, unique
 from syncstream.activities.model import NewActivity
 from syncstream.activities.transports import doorbell_from_url
-from syncstream.activities.writer import ActivityWriter
+from syncstream.activities.writer import ActivityWriter, WriteTransaction
 from syncstream.db.engine import Database
 from syncstream.stream.sse import SSEParser
 
@@ -125,13 +125,15 @@ async def write_big_pages(database_url: str, count: int) -> list[int]:
     database = Database.connect(database_url)
     try:
         writer = ActivityWriter(database, doorbell_from_url("memory://", channel=unique("hardening-")))
-        ids = []
-        async with writer.transaction() as tx:
+
+        def record_all(tx: WriteTransaction) -> list[int]:
+            ids = []
             for n in range(count):
                 page = {"id": f"pg_big{n}", "title": f"big {n}", "content": "x" * CONTENT_BYTES}
-                activity = NewActivity("create", "page", page["id"], None, None, None, page)
-                ids.append(await tx.record(activity))
-        return ids
+                ids.append(tx.record(NewActivity("create", "page", page["id"], None, None, None, page)))
+            return ids
+
+        return await writer.run(record_all)
     finally:
         await database.dispose()
 

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Row, Table, delete, func, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import Session
 
 from syncstream.activities.model import Activity, NewActivity
 from syncstream.db.schema import Activity as ActivityRow
@@ -49,27 +50,33 @@ def _json(value: object | None) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-async def append(session: AsyncSession, new: NewActivity) -> int:
+#: Built once: a statement that is the same object every time is compiled once and
+#: then found in SQLAlchemy's cache without rebuilding its cache key from values.
+_INSERT = insert(_t).returning(_t.c.id)
+_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+
+
+def append(session: Session, new: NewActivity) -> int:
     """Insert ``new`` in the caller's transaction and return its ID."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ORDERING_LOCK_KEY})
-    result = await session.execute(
-        insert(_t)
-        .values(
-            type=new.type,
-            action=new.action,
-            entity_type=new.entity_type,
-            entity_id=new.entity_id,
-            organization_id=new.organization_id,
-            project_id=new.project_id,
-            user_id=new.user_id,
-            changed_keys=_json(new.changed_keys),
-            tx=_json(new.tx),
-            data=_json(new.data),
-            idempotency_key=new.idempotency_key,
-            created_at=utcnow(),
-        )
-        .returning(_t.c.id)
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        conn.execute(_LOCK, {"key": ORDERING_LOCK_KEY})
+    result = conn.execute(
+        _INSERT,
+        {
+            "type": new.type,
+            "action": new.action,
+            "entity_type": new.entity_type,
+            "entity_id": new.entity_id,
+            "organization_id": new.organization_id,
+            "project_id": new.project_id,
+            "user_id": new.user_id,
+            "changed_keys": _json(new.changed_keys),
+            "tx": _json(new.tx),
+            "data": _json(new.data),
+            "idempotency_key": new.idempotency_key,
+            "created_at": utcnow(),
+        },
     )
     return int(result.scalar_one())
 

@@ -8,6 +8,7 @@ from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import Session as OrmSession
 
 from syncstream.auth.tokens import hash_token, new_token, same_hash
 from syncstream.db.schema import Membership, Session, User
@@ -32,7 +33,8 @@ class Caller:
         return self.role == "admin"
 
 
-async def create_session(session: AsyncSession, user_id: str) -> str:
+def create_session(session: OrmSession | AsyncSession, user_id: str) -> str:
+    """A new session for ``user_id`` in the caller's transaction; returns its token."""
     token, token_hash = new_token()
     session.add(Session(id=new_id("ses"), user_id=user_id, token_hash=token_hash, created_at=utcnow()))
     return token
@@ -47,11 +49,17 @@ async def load_grants(conn: AsyncConnection, user_id: str) -> tuple[Grant, ...]:
     return tuple(Grant(org, project, cast(Role, role)) for org, project, role in rows)
 
 
-async def authenticate(conn: AsyncConnection, token: str) -> Caller | None:
-    """The caller behind ``token``, or None for an unknown or signed-out token."""
+def token_key(token: str) -> str | None:
+    """What a token is looked up (and cached) by: its hash; None for a token that cannot
+    be one of ours."""
     if not token or len(token) > 512:
         return None
-    token_hash = hash_token(token)
+    return hash_token(token)
+
+
+async def authenticate(conn: AsyncConnection, token_hash: str) -> Caller | None:
+    """The caller behind the token hashed to ``token_hash``, or None for an unknown or
+    signed-out token."""
     row = (
         await conn.execute(
             select(

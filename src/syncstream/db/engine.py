@@ -9,13 +9,16 @@ first can never fail to upgrade to a writer.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from syncstream.db.serial_writer import SerialWriter
 
 
 def async_url(url: str) -> str:
@@ -33,8 +36,20 @@ def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
     engine = create_async_engine(
         url, pool_size=pool_size, max_overflow=0, pool_timeout=30, connect_args={"timeout": 30}
     )
+    _configure_sqlite(engine.sync_engine, immediate=immediate)
+    return engine
 
-    @event.listens_for(engine.sync_engine, "connect")
+
+def _serial_writer(url: str) -> SerialWriter:
+    # The plain sqlite3 driver: this connection lives on the writer's own thread.
+    sync_url = make_url(url).set(drivername="sqlite+pysqlite")
+    engine = create_engine(sync_url, pool_size=1, max_overflow=0, connect_args={"timeout": 30})
+    _configure_sqlite(engine, immediate=True)
+    return SerialWriter(engine)
+
+
+def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # Take over transaction control from the driver so BEGIN is ours to choose.
         dbapi_connection.isolation_level = None
@@ -47,40 +62,45 @@ def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
 
     begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql(begin)
-
-    return engine
 
 
 @dataclass(frozen=True, slots=True)
 class Database:
-    """The engines of one database. ``writer`` for transactions that change data."""
+    """The engines of one database. ``writer`` for transactions that change data;
+    on SQLite, ``serial`` runs the server's write transactions (see serial_writer.py)
+    and ``writer`` is left to migrations and the command line."""
 
     url: str
     reader: AsyncEngine
     writer: AsyncEngine
+    serial: SerialWriter | None = None
 
     @property
     def dialect(self) -> str:
         return self.writer.dialect.name
 
     @classmethod
-    def connect(cls, url: str, *, pool_size: int = 10) -> Database:
+    def connect(cls, url: str, *, pool_size: int = 10, serial: bool = False) -> Database:
         """``pool_size`` bounds the connections this process holds (PostgreSQL allows 100 by
-        default, shared by every process of a deployment)."""
+        default, shared by every process of a deployment). ``serial`` starts SQLite's
+        writer thread (a server wants it; a one-shot command does not)."""
         driver_url = async_url(url)
         if make_url(driver_url).get_backend_name() == "sqlite":
             reader = _sqlite_engine(driver_url, immediate=False, pool_size=pool_size)
             writer = _sqlite_engine(driver_url, immediate=True, pool_size=1)
-            return cls(url=url, reader=reader, writer=writer)
+            thread = _serial_writer(driver_url) if serial else None
+            return cls(url=url, reader=reader, writer=writer, serial=thread)
         engine = create_async_engine(
             driver_url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=30, pool_pre_ping=True
         )
         return cls(url=url, reader=engine, writer=engine)
 
     async def dispose(self) -> None:
+        if self.serial is not None:
+            await asyncio.to_thread(self.serial.close)
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()

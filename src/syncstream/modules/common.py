@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -18,9 +16,11 @@ from starlette.responses import Response
 
 from syncstream import problems
 from syncstream.activities import log
-from syncstream.auth.sessions import SESSION_COOKIE, Caller, authenticate
+from syncstream.activities.model import NewActivity
+from syncstream.auth.sessions import SESSION_COOKIE, Caller, authenticate, token_key
 from syncstream.db.schema import Organization
 from syncstream.db.types import iso_ms
+from syncstream.db.views import OrgInfo
 from syncstream.permissions import is_member
 from syncstream.runtime import Runtime
 
@@ -96,24 +96,21 @@ async def current_caller(
     _cookie: Annotated[str | None, Depends(_COOKIE_SCHEME)] = None,
 ) -> Caller:
     token = bearer_token(request)
-    if token is None:
+    key = None if token is None else token_key(token)
+    if key is None:
         raise problems.unauthorized()
-    async with runtime.database.reader.connect() as conn:
-        caller = await authenticate(conn, token)
+
+    async def load() -> Caller | None:
+        async with runtime.database.reader.connect() as conn:
+            return await authenticate(conn, key)
+
+    caller = await runtime.callers.get_or_load(key, load)
     if caller is None:
         raise problems.unauthorized()
     return caller
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
-
-
-@dataclass(frozen=True, slots=True)
-class OrgInfo:
-    id: str
-    name: str
-    slug: str
-    created_at: datetime
 
 
 def org_json(org: OrgInfo) -> dict[str, Any]:
@@ -133,23 +130,64 @@ async def find_org(conn: AsyncConnection, id_or_slug: str) -> OrgInfo | None:
 
 
 async def load_visible_org(runtime: Runtime, caller: Caller, id_or_slug: str) -> OrgInfo:
-    """:func:`visible_org` on a connection of its own, released before returning.
+    """:func:`visible_org` through the organization cache, with a connection of its own
+    only on a miss, released before returning.
 
     Routes that go on to write use this rather than a request-long connection: on
     PostgreSQL readers and writers share one pool, and a request holding one connection
     while it waits for a second would deadlock the pool under load.
     """
-    async with runtime.database.reader.connect() as conn:
-        return await visible_org(conn, caller, id_or_slug)
+
+    async def load() -> OrgInfo | None:
+        async with runtime.database.reader.connect() as conn:
+            return await find_org(conn, id_or_slug)
+
+    org = await runtime.organizations.get_or_load(id_or_slug, load)
+    return _visible(caller, org, id_or_slug)
 
 
 async def visible_org(conn: AsyncConnection, caller: Caller, id_or_slug: str) -> OrgInfo:
     """The org, if the caller may see it; a 404 otherwise, the same as for a missing org,
     so that outsiders cannot learn which organizations exist."""
-    org = await find_org(conn, id_or_slug)
+    return _visible(caller, await find_org(conn, id_or_slug), id_or_slug)
+
+
+def _visible(caller: Caller, org: OrgInfo | None, id_or_slug: str) -> OrgInfo:
     if org is None or not is_member(caller.access, org.id):
         raise problems.not_found(f"organization {id_or_slug!r} not found")
     return org
+
+
+#: Activities after which a cached caller (its session, its grants) may be wrong.
+_CHANGES_CALLERS = frozenset(
+    {
+        "membership.created",
+        "membership.updated",
+        "membership.deleted",
+        "session.revoked",
+        "organization.deleted",
+    }
+)
+
+
+def forget_changed_reads(runtime: Runtime, activity_type: str) -> None:
+    if activity_type in _CHANGES_CALLERS:
+        runtime.callers.clear()
+    if activity_type == "organization.deleted":
+        runtime.organizations.clear()
+
+
+def wire_read_caches(runtime: Runtime) -> None:
+    """Clear the caches when a write that changes them commits here (before its response
+    goes out) and when any process's such write reaches this process's log tailer."""
+
+    def committed(recorded: list[NewActivity]) -> None:
+        for new in recorded:
+            forget_changed_reads(runtime, new.type)
+
+    runtime.writer.observers.append(committed)
+    for event in _CHANGES_CALLERS:
+        runtime.bus.on(event, lambda activity: forget_changed_reads(runtime, activity.type))
 
 
 async def replayed_create(

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Query
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from syncstream import problems
 from syncstream.activities.model import Action, NewActivity
+from syncstream.activities.writer import WriteTransaction
 from syncstream.auth.sessions import Caller
 from syncstream.db.schema import Attachment, Project
 from syncstream.db.types import new_id, utcnow
+from syncstream.db.views import OrgInfo
 from syncstream.modules.attachments.schemas import (
     EDITABLE,
     AttachmentDelete,
@@ -24,7 +27,6 @@ from syncstream.modules.attachments.schemas import (
 )
 from syncstream.modules.common import (
     CallerDep,
-    OrgInfo,
     ReaderDep,
     RuntimeDep,
     TxIn,
@@ -60,12 +62,16 @@ def _may(access: Access, org_id: str, project_id: str | None) -> bool:
     return is_allowed(access, "write", Entity("attachment", org_id, project_id))
 
 
-async def _check_project(session: AsyncSession, org: OrgInfo, project_id: str | None) -> None:
+def _check_project(session: Session, org: OrgInfo, project_id: str | None) -> None:
     if project_id is None:
         return
-    owner = await session.scalar(select(Project.organization_id).where(Project.id == project_id))
+    owner = session.connection().scalar(_PROJECT_OWNER, {"id": project_id})
     if owner != org.id:
         raise problems.not_found(f"project {project_id!r} not found in this organization")
+
+
+_PROJECT_OWNER = select(Project.organization_id).where(Project.id == bindparam("id"))
+_INSERT = insert(cast(Table, Attachment.__table__))
 
 
 async def _replayed(runtime: Any, key: str) -> Response | None:
@@ -84,31 +90,36 @@ async def create_attachment(org: str, body: AttachmentIn, caller: CallerDep, run
         if replay is not None:
             return replay
     now = utcnow()
-    attachment = Attachment(
-        id=new_id("att"),
-        organization_id=found.id,
-        project_id=body.project_id,
-        name=body.name,
-        url=body.url,
-        content_type=body.content_type,
-        size=body.size,
-        created_by=caller.user_id,
-        created_at=now,
-        updated_at=now,
-    )
+    row = {
+        "id": new_id("att"),
+        "organization_id": found.id,
+        "project_id": body.project_id,
+        "name": body.name,
+        "url": body.url,
+        "content_type": body.content_type,
+        "size": body.size,
+        "created_by": caller.user_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+    attachment = Attachment(**row)
+    created = attachment_json(attachment)  # the activity's data and the response, made once
+
+    def write(tx: WriteTransaction) -> None:
+        # Core, not the ORM unit of work: this is the hottest write there is.
+        _check_project(tx.session, found, body.project_id)
+        tx.session.connection().execute(_INSERT, row)
+        tx.record(_activity("create", attachment, caller, body.tx, idempotency_key=key, data=created))
+
     try:
-        async with runtime.writer.transaction() as tx:
-            await _check_project(tx.session, found, body.project_id)
-            tx.session.add(attachment)
-            await tx.session.flush()
-            await tx.record(_activity("create", attachment, caller, body.tx, idempotency_key=key))
+        await runtime.writer.run(write)
     except IntegrityError:
         # Two identical creates raced: the other one won; answer with its entity.
         raced = await _replayed(runtime, key) if key else None
         if raced is None:
             raise
         return raced
-    return json_response(attachment_json(attachment), 201)
+    return json_response(created, 201)
 
 
 @router.get("/organizations/{org}/attachments", summary="Attachments you can read")
@@ -129,8 +140,8 @@ async def list_attachments(
     return json_response({"items": items})
 
 
-async def _readable(session: AsyncSession, caller: CallerDep, org: OrgInfo, attachment_id: str) -> Attachment:
-    attachment = await session.get(Attachment, attachment_id)
+def _readable(session: Session, caller: Caller, org: OrgInfo, attachment_id: str) -> Attachment:
+    attachment = session.get(Attachment, attachment_id)
     if (
         attachment is None
         or attachment.organization_id != org.id
@@ -144,7 +155,7 @@ async def _readable(session: AsyncSession, caller: CallerDep, org: OrgInfo, atta
 async def get_attachment(org: str, attachment_id: str, caller: CallerDep, runtime: RuntimeDep) -> Response:
     found = await load_visible_org(runtime, caller, org)
     async with AsyncSession(runtime.database.reader) as session:
-        attachment = await _readable(session, caller, found, attachment_id)
+        attachment = await session.run_sync(_readable, caller, found, attachment_id)
     return json_response(attachment_json(attachment))
 
 
@@ -160,23 +171,27 @@ async def update_attachment(
     given = body.model_dump(by_alias=True, exclude_unset=True)
     if given.get("name", "") is None:
         raise problems.Problem(422, "validation_error", "name may not be null")
-    async with runtime.writer.transaction() as tx:
-        attachment = await _readable(tx.session, caller, found, attachment_id)
-        changed: list[str] = []
-        for field, attr in EDITABLE.items():
-            if field in given and getattr(attachment, attr) != given[field]:
-                changed.append(field)
+
+    def write(tx: WriteTransaction) -> Attachment:
+        attachment = _readable(tx.session, caller, found, attachment_id)
+        changed = [
+            field
+            for field, attr in EDITABLE.items()
+            if field in given and getattr(attachment, attr) != given[field]
+        ]
         if "projectId" in changed:
-            await _check_project(tx.session, found, given["projectId"])
+            _check_project(tx.session, found, given["projectId"])
             if not _may(caller.access, found.id, given["projectId"]):
                 raise problems.forbidden("you may not move the attachment into that project")
         if changed:
             for field in changed:
                 setattr(attachment, EDITABLE[field], given[field])
             attachment.updated_at = utcnow()
-            await tx.session.flush()
-            await tx.record(_activity("update", attachment, caller, body.tx, changed_keys=changed))
-    return json_response(attachment_json(attachment))
+            tx.session.flush()
+            tx.record(_activity("update", attachment, caller, body.tx, changed_keys=changed))
+        return attachment
+
+    return json_response(attachment_json(await runtime.writer.run(write)))
 
 
 @router.delete(
@@ -190,10 +205,13 @@ async def delete_attachment(
     body: AttachmentDelete | None = None,
 ) -> Response:
     found = await load_visible_org(runtime, caller, org)
-    async with runtime.writer.transaction() as tx:
-        attachment = await _readable(tx.session, caller, found, attachment_id)
+
+    def write(tx: WriteTransaction) -> None:
+        attachment = _readable(tx.session, caller, found, attachment_id)
         snapshot = attachment_json(attachment)
-        await tx.session.delete(attachment)
-        await tx.session.flush()
-        await tx.record(_activity("delete", attachment, caller, body.tx if body else None, data=snapshot))
+        tx.session.delete(attachment)
+        tx.session.flush()
+        tx.record(_activity("delete", attachment, caller, body.tx if body else None, data=snapshot))
+
+    await runtime.writer.run(write)
     return json_response(None, 204)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import Field
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from syncstream import problems
+from syncstream.activities.writer import WriteTransaction
 from syncstream.db.schema import Membership, Project, User
 from syncstream.db.types import new_id, utcnow
 from syncstream.modules.common import (
@@ -53,17 +55,18 @@ async def list_memberships(org: str, caller: CallerDep, conn: ReaderDep) -> Resp
 async def create_membership(org: str, body: MembershipIn, caller: CallerDep, runtime: RuntimeDep) -> Response:
     found = await load_visible_org(runtime, caller, org)
     require_org_admin(caller, found)
-    async with runtime.writer.transaction() as tx:
-        user_id = await tx.session.scalar(select(User.id).where(User.email == body.email.lower()))
+
+    def write(tx: WriteTransaction) -> Membership:
+        user_id = tx.session.scalar(select(User.id).where(User.email == body.email.lower()))
         if user_id is None:
             raise problems.not_found(f"no user with email {body.email!r}")
         if body.project_id is not None:
-            project_org = await tx.session.scalar(
+            project_org = tx.session.scalar(
                 select(Project.organization_id).where(Project.id == body.project_id)
             )
             if project_org != found.id:
                 raise problems.not_found(f"project {body.project_id!r} not found in this organization")
-        existing = await tx.session.scalar(
+        existing = tx.session.scalar(
             select(Membership.id).where(
                 Membership.user_id == user_id,
                 Membership.organization_id == found.id,
@@ -83,13 +86,15 @@ async def create_membership(org: str, body: MembershipIn, caller: CallerDep, run
             created_at=utcnow(),
         )
         tx.session.add(membership)
-        await tx.session.flush()
-        await tx.record(membership_activity("create", membership, caller.user_id))
-    return json_response(membership_json(membership), 201)
+        tx.session.flush()
+        tx.record(membership_activity("create", membership, caller.user_id))
+        return membership
+
+    return json_response(membership_json(await runtime.writer.run(write)), 201)
 
 
-async def _membership(tx_session: Any, org_id: str, membership_id: str) -> Membership:
-    membership: Membership | None = await tx_session.get(Membership, membership_id)
+def _membership(session: Session, org_id: str, membership_id: str) -> Membership:
+    membership = session.get(Membership, membership_id)
     if membership is None or membership.organization_id != org_id:
         raise problems.not_found(f"membership {membership_id!r} not found")
     return membership
@@ -105,13 +110,16 @@ async def update_membership(
 ) -> Response:
     found = await load_visible_org(runtime, caller, org)
     require_org_admin(caller, found)
-    async with runtime.writer.transaction() as tx:
-        membership = await _membership(tx.session, found.id, membership_id)
+
+    def write(tx: WriteTransaction) -> Membership:
+        membership = _membership(tx.session, found.id, membership_id)
         if membership.role != body.role:
             membership.role = body.role
-            await tx.session.flush()
-            await tx.record(membership_activity("update", membership, caller.user_id))
-    return json_response(membership_json(membership))
+            tx.session.flush()
+            tx.record(membership_activity("update", membership, caller.user_id))
+        return membership
+
+    return json_response(membership_json(await runtime.writer.run(write)))
 
 
 @router.delete(
@@ -120,9 +128,12 @@ async def update_membership(
 async def delete_membership(org: str, membership_id: str, caller: CallerDep, runtime: RuntimeDep) -> Response:
     found = await load_visible_org(runtime, caller, org)
     require_org_admin(caller, found)
-    async with runtime.writer.transaction() as tx:
-        membership = await _membership(tx.session, found.id, membership_id)
-        await tx.session.delete(membership)
-        await tx.session.flush()
-        await tx.record(membership_activity("delete", membership, caller.user_id))
+
+    def write(tx: WriteTransaction) -> None:
+        membership = _membership(tx.session, found.id, membership_id)
+        tx.session.delete(membership)
+        tx.session.flush()
+        tx.record(membership_activity("delete", membership, caller.user_id))
+
+    await runtime.writer.run(write)
     return json_response(None, 204)

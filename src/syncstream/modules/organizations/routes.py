@@ -12,12 +12,13 @@ from starlette.responses import Response
 
 from syncstream import problems
 from syncstream.activities.model import NewActivity
+from syncstream.activities.writer import WriteTransaction
 from syncstream.db.schema import Membership, Organization, Project
 from syncstream.db.types import iso_ms, new_id, utcnow
+from syncstream.db.views import OrgInfo
 from syncstream.modules.common import (
     CallerDep,
     CamelModel,
-    OrgInfo,
     ReaderDep,
     RuntimeDep,
     json_response,
@@ -63,16 +64,19 @@ async def create_organization(body: OrganizationIn, caller: CallerDep, runtime: 
         role="admin",
         created_at=now,
     )
+
+    def write(tx: WriteTransaction) -> None:
+        taken = tx.session.scalar(select(Organization.id).where(Organization.slug == body.slug))
+        if taken is not None:
+            raise problems.conflict(f"the slug {body.slug!r} is taken")
+        tx.session.add(org)
+        tx.session.flush()
+        tx.session.add(membership)
+        tx.session.flush()
+        tx.record(membership_activity("create", membership, caller.user_id))
+
     try:
-        async with runtime.writer.transaction() as tx:
-            taken = await tx.session.scalar(select(Organization.id).where(Organization.slug == body.slug))
-            if taken is not None:
-                raise problems.conflict(f"the slug {body.slug!r} is taken")
-            tx.session.add(org)
-            await tx.session.flush()
-            tx.session.add(membership)
-            await tx.session.flush()
-            await tx.record(membership_activity("create", membership, caller.user_id))
+        await runtime.writer.run(write)
     except IntegrityError as exc:
         raise problems.conflict(f"the slug {body.slug!r} is taken") from exc
     return json_response(org_json(OrgInfo(org.id, org.name, org.slug, org.created_at)), 201)
@@ -103,9 +107,10 @@ def require_org_admin(caller: CallerDep, org: OrgInfo) -> None:
 async def delete_organization(org: str, caller: CallerDep, runtime: RuntimeDep) -> Response:
     found = await load_visible_org(runtime, caller, org)
     require_org_admin(caller, found)
-    async with runtime.writer.transaction() as tx:
-        await tx.session.execute(delete(Organization).where(Organization.id == found.id))
-        await tx.record(
+
+    def write(tx: WriteTransaction) -> None:
+        tx.session.execute(delete(Organization).where(Organization.id == found.id))
+        tx.record(
             NewActivity(
                 action="delete",
                 entity_type="organization",
@@ -116,6 +121,8 @@ async def delete_organization(org: str, caller: CallerDep, runtime: RuntimeDep) 
                 data=org_json(found),
             )
         )
+
+    await runtime.writer.run(write)
     return json_response(None, 204)
 
 
@@ -124,8 +131,7 @@ async def create_project(org: str, body: ProjectIn, caller: CallerDep, runtime: 
     found = await load_visible_org(runtime, caller, org)
     require_org_admin(caller, found)
     project = Project(id=new_id("prj"), organization_id=found.id, name=body.name, created_at=utcnow())
-    async with runtime.writer.transaction() as tx:
-        tx.session.add(project)
+    await runtime.writer.run(lambda tx: tx.session.add(project))
     return json_response(project_json(project), 201)
 
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter
 from pydantic import Field
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from syncstream import problems
 from syncstream.activities.model import NewActivity
+from syncstream.activities.writer import WriteTransaction
 from syncstream.auth.sessions import Caller
 from syncstream.db.schema import Page
 from syncstream.db.types import iso_ms, new_id, utcnow
@@ -30,6 +31,7 @@ from syncstream.permissions import Entity, is_allowed
 router = APIRouter(tags=["pages"])
 
 EDITABLE = ("title", "content")
+_INSERT = insert(cast(Table, Page.__table__))
 
 
 class PageIn(CamelModel):
@@ -86,19 +88,22 @@ async def create_page(body: PageIn, caller: CallerDep, runtime: RuntimeDep) -> R
     if key is not None and (replay := await _replayed(runtime, key)) is not None:
         return replay
     now = utcnow()
-    page = Page(
-        id=new_id("pg"),
-        title=body.title,
-        content=body.content,
-        created_by=caller.user_id,
-        created_at=now,
-        updated_at=now,
-    )
+    row = {
+        "id": new_id("pg"),
+        "title": body.title,
+        "content": body.content,
+        "created_by": caller.user_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+    page = Page(**row)
+
+    def write(tx: WriteTransaction) -> None:
+        tx.session.connection().execute(_INSERT, row)
+        tx.record(_page_activity("create", page, caller, idempotency_key=key))
+
     try:
-        async with runtime.writer.transaction() as tx:
-            tx.session.add(page)
-            await tx.session.flush()
-            await tx.record(_page_activity("create", page, caller, idempotency_key=key))
+        await runtime.writer.run(write)
     except IntegrityError:
         raced = await _replayed(runtime, key) if key else None
         if raced is None:
@@ -123,8 +128,8 @@ async def get_page(page_id: str, conn: ReaderDep) -> Response:
     return json_response(page_json(row))
 
 
-async def _page(session: AsyncSession, page_id: str) -> Page:
-    page = await session.get(Page, page_id)
+def _page(session: Session, page_id: str) -> Page:
+    page = session.get(Page, page_id)
     if page is None:
         raise problems.not_found(f"page {page_id!r} not found")
     return page
@@ -136,25 +141,31 @@ async def update_page(page_id: str, body: PagePatch, caller: CallerDep, runtime:
     given = body.model_dump(exclude_unset=True, exclude={"tx"})
     if any(given.get(field, "") is None for field in EDITABLE):
         raise problems.Problem(422, "validation_error", "title and content may not be null")
-    async with runtime.writer.transaction() as tx:
-        page = await _page(tx.session, page_id)
+
+    def write(tx: WriteTransaction) -> Page:
+        page = _page(tx.session, page_id)
         changed = [f for f in EDITABLE if f in given and getattr(page, f) != given[f]]
         if changed:
             for field in changed:
                 setattr(page, field, given[field])
             page.updated_at = utcnow()
-            await tx.session.flush()
-            await tx.record(_page_activity("update", page, caller, changed_keys=changed))
-    return json_response(page_json(page))
+            tx.session.flush()
+            tx.record(_page_activity("update", page, caller, changed_keys=changed))
+        return page
+
+    return json_response(page_json(await runtime.writer.run(write)))
 
 
 @router.delete("/pages/{page_id}", status_code=204, summary="Delete a page (system admin)")
 async def delete_page(page_id: str, caller: CallerDep, runtime: RuntimeDep) -> Response:
     _require_writer(caller)
-    async with runtime.writer.transaction() as tx:
-        page = await _page(tx.session, page_id)
+
+    def write(tx: WriteTransaction) -> None:
+        page = _page(tx.session, page_id)
         activity = _page_activity("delete", page, caller)
-        await tx.session.delete(page)
-        await tx.session.flush()
-        await tx.record(activity)
+        tx.session.delete(page)
+        tx.session.flush()
+        tx.record(activity)
+
+    await runtime.writer.run(write)
     return json_response(None, 204)

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from syncstream import problems
 from syncstream.activities.model import NewActivity
+from syncstream.activities.writer import WriteTransaction
 from syncstream.auth.passwords import hash_password, verify_password
 from syncstream.auth.sessions import SESSION_COOKIE, create_session
 from syncstream.db.schema import Membership, Session, User
@@ -61,14 +62,17 @@ async def sign_up(body: SignUpIn, runtime: RuntimeDep, request: Request) -> Resp
         role="user",
         created_at=utcnow(),
     )
+
+    def write(tx: WriteTransaction) -> str:
+        taken = tx.session.scalar(select(func.count()).where(User.email == user.email))
+        if taken:
+            raise problems.conflict(f"the email {user.email!r} is already registered")
+        tx.session.add(user)
+        tx.session.flush()
+        return create_session(tx.session, user.id)
+
     try:
-        async with runtime.writer.transaction() as tx:
-            taken = await tx.session.scalar(select(func.count()).where(User.email == user.email))
-            if taken:
-                raise problems.conflict(f"the email {user.email!r} is already registered")
-            tx.session.add(user)
-            await tx.session.flush()
-            token = await create_session(tx.session, user.id)
+        token = await runtime.writer.run(write)
     except IntegrityError as exc:
         raise problems.conflict(f"the email {user.email!r} is already registered") from exc
     response = json_response({"user": user_json(user), "token": token}, 201)
@@ -89,8 +93,8 @@ async def sign_in(body: SignInIn, runtime: RuntimeDep, request: Request) -> Resp
         limiter.failed(email, address)
         raise problems.unauthorized("Wrong email or password.")
     limiter.succeeded(email)
-    async with runtime.writer.transaction() as tx:
-        token = await create_session(tx.session, user.id)
+    signed_in = user
+    token = await runtime.writer.run(lambda tx: create_session(tx.session, signed_in.id))
     response = json_response({"user": user_json(user), "token": token})
     response.set_cookie(**_session_cookie(request, token))
     return response
@@ -98,9 +102,10 @@ async def sign_in(body: SignInIn, runtime: RuntimeDep, request: Request) -> Resp
 
 @router.post("/auth/sign-out", status_code=204, summary="End this session; its streams end too")
 async def sign_out(caller: CallerDep, runtime: RuntimeDep, request: Request) -> Response:
-    async with runtime.writer.transaction() as tx:
-        await tx.session.execute(delete(Session).where(Session.id == caller.session_id))
-        await tx.record(
+
+    def write(tx: WriteTransaction) -> None:
+        tx.session.execute(delete(Session).where(Session.id == caller.session_id))
+        tx.record(
             NewActivity(
                 action="delete",
                 entity_type="session",
@@ -111,6 +116,8 @@ async def sign_out(caller: CallerDep, runtime: RuntimeDep, request: Request) -> 
                 data=None,
             )
         )
+
+    await runtime.writer.run(write)
     response = json_response(None, 204)
     # Cleared with the attributes it was set with, Secure included behind HTTPS: a
     # Set-Cookie without Secure over HTTPS is what scanners (and strict browsers) flag.
