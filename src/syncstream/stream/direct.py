@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
 
@@ -32,14 +32,20 @@ class Sink:
     """Where one live stream's outbox goes when the fast path may write it.
 
     ``busy`` is set by the stream's task while it holds bytes it took from the outbox
-    and has not written yet: the flusher must not overtake them.
+    and has not written yet: the flusher must not overtake them. ``wake`` gets the
+    stream's task going (it waits on the server's ``receive``, which also tells it
+    when the client leaves: one task per stream, not a writer and a watcher).
     """
 
-    __slots__ = ("busy", "flow", "transport")
+    __slots__ = ("busy", "flow", "flusher", "transport", "wake")
 
-    def __init__(self, transport: asyncio.Transport, flow: _Flow) -> None:
+    def __init__(
+        self, transport: asyncio.Transport, flow: _Flow, wake: Callable[[], None], flusher: Flusher
+    ) -> None:
         self.transport = transport
         self.flow = flow
+        self.wake = wake
+        self.flusher = flusher
         self.busy = False
 
     def writable(self) -> bool:

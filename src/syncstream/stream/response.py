@@ -2,7 +2,9 @@
 
 A plain ASGI callable rather than Starlette's ``StreamingResponse``: it needs to write
 whatever is queued as one coalesced write, to notice a client that went away without
-waiting for the next write, and to cut a client that stopped reading.
+waiting for the next write, and to cut a client that stopped reading. Once live on
+uvicorn's httptools server it hands the outbox to the per-loop flusher, which writes
+straight to the transport (:mod:`syncstream.stream.direct`).
 """
 
 from __future__ import annotations
@@ -23,8 +25,6 @@ from syncstream.stream.subscriber import Subscriber
 
 logger = logging.getLogger("syncstream.stream")
 
-#: Scope key under which :class:`StreamMiddleware` leaves the server's own ``send``.
-RAW_SEND_KEY = "syncstream.raw_send"
 #: Scope key of the list into which an :class:`SSEResponse` defers itself.
 DEFERRED_KEY = "syncstream.deferred"
 #: How long a cut slow consumer gets to take its error frame before the socket is aborted.
@@ -40,12 +40,13 @@ SSE_HEADERS: list[tuple[bytes, bytes]] = [
 class StreamMiddleware:
     """Outermost middleware, and where streams run.
 
-    It remembers the server's own ``send``, so a stream can reach the transport (through
-    uvicorn's request cycle) to abort a connection stuck on a full socket. And it runs
-    the streams themselves: an :class:`SSEResponse` returned by a route defers itself to
-    here, so the framework's whole call stack (middleware, routing, dependencies, the
-    request) is released while the stream stays open for hours. That is most of the
-    memory an idle connection would otherwise hold.
+    It runs the streams themselves, with the server's own ``send`` (through which a
+    stream reaches uvicorn's request cycle and its transport: direct writes, and
+    aborting a connection stuck on a full socket): an :class:`SSEResponse` returned by
+    a route defers itself to here, so the framework's whole call stack (middleware,
+    routing, dependencies, the request) and its scope entries are released while the
+    stream stays open for hours. That is most of the memory an idle connection would
+    otherwise hold.
 
     Opening a stream (authentication, cursor checks, a few database reads) is the
     expensive part of its life, so at most ``max_opening`` stream requests run it at
@@ -64,7 +65,6 @@ class StreamMiddleware:
             await self.app(scope, receive, send)
             return
         deferred: list[SSEResponse] = []
-        scope[RAW_SEND_KEY] = send
         scope[DEFERRED_KEY] = deferred
         if scope["path"].endswith("/stream"):
             if self._opening is None:
@@ -79,40 +79,34 @@ class StreamMiddleware:
             _release_framework(scope)
             if self._flusher is None:
                 self._flusher = Flusher(asyncio.get_running_loop())
-            await stream.run({RAW_SEND_KEY: send}, receive, send, flusher=self._flusher)
+            await stream.run(send, receive, flusher=self._flusher)
 
 
 #: What the server itself put in the scope (uvicorn reads ``method`` after this); the
 #: rest is the framework's, kept alive by the server's request cycle for as long as a
 #: deferred stream runs unless dropped.
-_SERVER_SCOPE_KEYS = frozenset(
-    {
-        "type",
-        "asgi",
-        "http_version",
-        "server",
-        "client",
-        "scheme",
-        "method",
-        "root_path",
-        "path",
-        "query_string",
-    }
-)
+_SERVER_SCOPE_KEYS: tuple[str, ...] = ("type", "asgi", "http_version", "server", "client", "scheme")
+_SERVER_SCOPE_KEYS += ("method", "root_path", "path", "query_string")
 
 
 def _release_framework(scope: Scope) -> None:
-    for key in [key for key in scope if key not in _SERVER_SCOPE_KEYS]:
-        del scope[key]
+    kept = {key: scope[key] for key in _SERVER_SCOPE_KEYS if key in scope}
+    scope.clear()  # frees the grown table too, not only the entries
+    scope.update(kept)
 
 
-def _transport(scope: Scope) -> asyncio.Transport | None:
-    raw = scope.get(RAW_SEND_KEY)
+def _cycle(send: Send) -> object:
+    """The server's request cycle behind ``send`` (uvicorn's ``send`` is its bound method)."""
+    raw: Any = send
     # Starlette's CORSMiddleware (outside this one, so that streams get its headers)
     # hands on ``partial(self.send, send=<the server's send>)``.
     while isinstance(raw, functools.partial):
         raw = raw.keywords.get("send")
-    transport = getattr(getattr(raw, "__self__", None), "transport", None)
+    return getattr(raw, "__self__", None)
+
+
+def _transport(cycle: object) -> asyncio.Transport | None:
+    transport = getattr(cycle, "transport", None)
     # Duck-typed: uvloop's transports do not derive from asyncio's classes.
     if transport is not None and all(
         callable(getattr(transport, name, None)) for name in ("write", "close", "abort", "is_closing")
@@ -121,16 +115,16 @@ def _transport(scope: Scope) -> asyncio.Transport | None:
     return None
 
 
-def _sink(scope: Scope, transport: asyncio.Transport | None) -> Sink | None:
+def _sink(cycle: object, transport: asyncio.Transport | None, flusher: Flusher) -> Sink | None:
     """A sink for direct writes, if the server is uvicorn's httptools one with a chunked
-    response under way (its ``send`` is a bound method of the request cycle)."""
-    cycle = getattr(scope.get(RAW_SEND_KEY), "__self__", None)
+    response under way; None sends everything through the ASGI ``send``."""
     flow = getattr(cycle, "flow", None)
+    event = getattr(cycle, "message_event", None)
     if transport is None or getattr(cycle, "chunked_encoding", None) is not True:
         return None
-    if flow is None or not isinstance(getattr(flow, "write_paused", None), bool):
+    if not isinstance(getattr(flow, "write_paused", None), bool) or not isinstance(event, asyncio.Event):
         return None
-    return Sink(transport, flow)
+    return Sink(transport, cast(Any, flow), event.set, flusher)
 
 
 class SSEResponse(Response):
@@ -151,14 +145,15 @@ class SSEResponse(Response):
         extra_headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         self.subscriber = subscriber
-        self.catch_up = catch_up
-        self.on_open = on_open
+        self.catch_up: AsyncIterator[bytes] | None = catch_up
+        self.on_open: Callable[[Subscriber], None] | None = on_open
         self.on_close = on_close
         self.retry_ms = retry_ms
         self.raw_headers = SSE_HEADERS + (extra_headers or [])
         self.status_code = 200
         self.background = None
         self._writing = False
+        self._transport: asyncio.Transport | None = None
         self._sink: Sink | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -166,32 +161,40 @@ class SSEResponse(Response):
         if isinstance(deferred, list):
             deferred.append(self)
             return
-        await self.run(scope, receive, send)
+        await self.run(send, receive)
 
-    async def run(
-        self, scope: Scope, receive: Receive, send: Send, *, flusher: Flusher | None = None
-    ) -> None:
+    async def run(self, send: Send, receive: Receive, *, flusher: Flusher | None = None) -> None:
         subscriber = self.subscriber
         # Registered before catch-up reads the log: what commits meanwhile is held,
         # not lost (see stream.catchup).
+        assert self.on_open is not None, "a stream runs once"
         self.on_open(subscriber)
-        transport = _transport(scope)
-        if transport is not None:
-            subscriber.on_overflow = lambda sub: self._cut(transport, sub)
-        watcher = asyncio.create_task(self._watch_disconnect(receive))
+        self.on_open = None
+        cycle = _cycle(send)
+        self._transport = _transport(cycle)
+        if self._transport is not None:
+            subscriber.on_overflow = self._cut
+        watcher: asyncio.Task[None] | None = asyncio.create_task(self._watch_disconnect(receive))
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             await self._write(send, retry_frame(self.retry_ms))
             await self._write_catch_up(send)
+            self.catch_up = None  # and with it the closures that read the log
             if flusher is not None:
-                self._sink = _sink(scope, transport)
-                if self._sink is not None:
-                    subscriber.attach(self._sink, flusher)
-            await self._write_live(send)
+                self._sink = _sink(cycle, self._transport, flusher)
+            if self._sink is None:
+                await self._write_live(send)
+            else:
+                assert watcher is not None
+                watcher.cancel()  # this task watches for the disconnect from now on
+                watcher = None
+                subscriber.attach(self._sink)
+                await self._write_live_direct(send, receive)
         except OSError:
             subscriber.close("client_disconnected")
         finally:
-            watcher.cancel()
+            if watcher is not None:
+                watcher.cancel()
             subscriber.detach()
             subscriber.close(subscriber.close_reason or "ended")
             self.on_close(subscriber)
@@ -214,6 +217,8 @@ class SSEResponse(Response):
 
     async def _write_catch_up(self, send: Send) -> None:
         subscriber = self.subscriber
+        if self.catch_up is None:
+            return
         try:
             async for chunk in self.catch_up:
                 if subscriber.closed:
@@ -240,6 +245,20 @@ class SSEResponse(Response):
             else:
                 await subscriber.wait()
 
+    async def _write_live_direct(self, send: Send, receive: Receive) -> None:
+        """Live with a sink: the flusher writes; this task waits on the server's
+        ``receive``, which returns when the client leaves or when the sink wakes it
+        (a paused transport, a close), and then writes what the flusher may not."""
+        subscriber = self.subscriber
+        while True:
+            data = subscriber.take_all()
+            if data is None:
+                return
+            if data:
+                await self._write(send, data)
+            elif (await receive())["type"] == "http.disconnect":
+                subscriber.close("client_disconnected", discard_queued=True)
+
     async def _watch_disconnect(self, receive: Receive) -> None:
         while True:
             message = await receive()
@@ -247,8 +266,9 @@ class SSEResponse(Response):
                 self.subscriber.close("client_disconnected", discard_queued=True)
                 return
 
-    def _cut(self, transport: asyncio.Transport, subscriber: Subscriber) -> None:
-        if transport.is_closing():
+    def _cut(self, subscriber: Subscriber) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
             return
         paused = self._sink is not None and self._sink.flow.write_paused
         if not (self._writing or paused):
