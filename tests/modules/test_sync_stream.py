@@ -140,3 +140,29 @@ def test_membership_events_apply_in_order_and_skip_what_the_snapshot_has() -> No
     data = sub.take_all()
     assert data is not None
     assert b'"type":"forbidden"' in data
+
+
+def test_a_loading_stream_holds_membership_events_for_its_snapshot() -> None:
+    manager: SubscriberManager[Subscriber] = SubscriberManager()
+    sub = OrgStreamSubscriber(
+        user_id="u1",
+        session_id="s1",
+        organization_id="o1",
+        system_admin=False,
+        memberships=None,  # a live stream reads them once registered
+        entity_types=None,
+        cursor=0,
+        max_queued=100,
+    )
+    manager.register(sub)
+    assert sub.scope is None  # sees nothing until the snapshot arrives
+    apply_membership_change(manager, membership_event(9, "delete", "m1", "p1"))  # the snapshot has it
+    apply_membership_change(manager, membership_event(11, "create", "m2", None))  # read before this
+    assert not sub.closed  # never judged on the empty snapshot
+    sub.reset_memberships({"m1": Grant("o1", "p1", "member")}, as_of=10)
+    assert sub.scope is not None
+    assert sub.scope.allows("p1")  # 9 skipped: already in the snapshot
+    assert sub.scope.allows(None)  # 11 applied on top
+    apply_membership_change(manager, membership_event(12, "delete", "m2", None))
+    assert sub.scope is not None
+    assert not sub.scope.allows(None)

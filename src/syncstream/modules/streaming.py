@@ -69,9 +69,10 @@ def parse_params(request: Request, known_types: Collection[str]) -> StreamParams
 
 
 async def resolve_offset(runtime: Runtime, offset: Offset) -> Resolved:
+    # Each kind of offset needs only one of the two (and "now", the usual, no pruning).
     async with runtime.database.reader.connect() as conn:
-        newest = await log.newest_id(conn)
-        pruned = await log.pruned_through(conn)
+        newest = 0 if offset.kind == "all" else await log.newest_id(conn)
+        pruned = 0 if offset.kind == "now" else await log.pruned_through(conn)
     try:
         return resolve(offset, newest=newest, pruned_through=pruned)
     except CursorOutOfRange as exc:
@@ -100,13 +101,14 @@ def open_sse(
     stream: str,
     read_after: ReadAfter,
     accept: Accept,
-    resolved: Resolved,
-    prepare: Callable[[], Awaitable[None]] | None = None,
+    resolved: Resolved | None,
+    prepare: Callable[[], Awaitable[Resolved | None]] | None = None,
 ) -> SSEResponse:
     """The SSE response for a subscriber; it registers itself before catch-up reads.
 
     ``prepare`` runs once registered and before catch-up: the place to load state that
-    live events will keep current from then on (the org stream's memberships).
+    live events will keep current from then on (the org stream's memberships). It may
+    also resolve the offset there (``resolved`` None), having moved the cursor to it.
     """
     if runtime.closing:
         raise problems.unavailable("The server is shutting down; reconnect to another.", retry_after=1)
@@ -119,6 +121,10 @@ def open_sse(
         # internal events (membership changes) included, has been applied to the
         # subscriber, so nothing newer can be judged on stale permissions.
         until = tailer.position
+        if after >= until:
+            # Nothing this process has routed is newer: the read could only return rows
+            # to drop (the usual ``offset=now``), so skip it and its pruning check.
+            return CatchUpPage([], after, complete=True)
         rows = await read_after(after, page_size)
         if await pruned_past(after):
             return CatchUpPage([], after, complete=False)  # the subscriber is closed: replay ends
@@ -148,9 +154,11 @@ def open_sse(
         return True
 
     async def catch_up() -> AsyncIterator[bytes]:
+        start = resolved
         if prepare is not None:
-            await prepare()
-        async for chunk in replay(subscriber, fetch_page, resolved.reported):
+            start = await prepare() or start
+        assert start is not None, "prepare resolves the offset when the route could not"
+        async for chunk in replay(subscriber, fetch_page, start.reported):
             yield chunk
 
     def opened(sub: Subscriber) -> None:
@@ -158,7 +166,8 @@ def open_sse(
         if runtime.closing:  # opened while shutdown began: end it like the others
             sub.close("shutdown")
         metrics.connections.labels(stream).inc()
-        logger.info("stream open stream=%s subscriber=%s after=%s", stream, sub.id, resolved.after)
+        after = "now" if resolved is None else resolved.after
+        logger.info("stream open stream=%s subscriber=%s after=%s", stream, sub.id, after)
 
     def closed(sub: Subscriber) -> None:
         runtime.subscribers.unregister(sub)

@@ -25,10 +25,18 @@ def org_index_key(organization_id: str) -> str:
 
 class OrgStreamSubscriber(Subscriber):
     """One open org stream: its user, a snapshot of their memberships in the org, and
-    the entity types asked for. The snapshot is kept current by membership events."""
+    the entity types asked for. The snapshot is kept current by membership events.
+
+    Without ``memberships`` the subscriber starts *loading*: it sees nothing, and the
+    user's membership events are held until :meth:`reset_memberships` brings the
+    snapshot (read once registered) and replays those the read did not contain. So a
+    stream reads its memberships once, after registration, with no window in which an
+    event is applied to a snapshot about to be replaced.
+    """
 
     __slots__ = (
         "entity_types",
+        "held_membership_events",
         "membership_version",
         "memberships",
         "organization_id",
@@ -45,7 +53,7 @@ class OrgStreamSubscriber(Subscriber):
         session_id: str,
         organization_id: str,
         system_admin: bool,
-        memberships: dict[str, Grant],
+        memberships: dict[str, Grant] | None,
         entity_types: frozenset[str] | None,
         cursor: int,
         max_queued: int,
@@ -55,20 +63,28 @@ class OrgStreamSubscriber(Subscriber):
         self.session_id = session_id
         self.organization_id = organization_id
         self.system_admin = system_admin
-        self.memberships = memberships
+        self.memberships = memberships if memberships is not None else {}
         #: Membership events up to this activity ID are already in ``memberships``.
         self.membership_version = 0
+        self.held_membership_events: list[Activity] | None = None if memberships is not None else []
         self.entity_types = entity_types if entity_types is not None else ORG_SCOPED_TYPES
         self.scope: ReadScope | None = None
         self.refresh_scope()
 
     def reset_memberships(self, memberships: dict[str, Grant], as_of: int) -> None:
-        """Replace the snapshot with one read at log position ``as_of``."""
+        """Replace the snapshot with one read at log position ``as_of``, then apply the
+        membership events held meanwhile that it does not contain."""
+        held, self.held_membership_events = self.held_membership_events, None
         self.memberships = memberships
         self.membership_version = as_of
         self.refresh_scope()
+        for activity in held or ():
+            apply_membership(self, activity)
 
     def refresh_scope(self) -> None:
+        if self.held_membership_events is not None:
+            self.scope = None  # loading: nothing is judged on an empty snapshot
+            return
         access = Access(self.user_id, self.system_admin, tuple(self.memberships.values()))
         self.scope = read_scope(access, self.organization_id)
 
@@ -106,12 +122,15 @@ def route_to_org_subscribers(manager: SubscriberManager[Subscriber], activity: A
     if not candidates:
         return 0
     frame: bytes | None = None
+    activity_id = activity.id
     sent = 0
     for sub in candidates:
         if isinstance(sub, OrgStreamSubscriber) and should_receive_org_event(sub, activity):
             if frame is None:
-                frame = change_frame(activity.id, render_message(activity))
-            send_to_org_subscriber(sub, activity.id, frame)
+                frame = change_frame(activity_id, render_message(activity))
+            # deliver() directly, not through send_to_org_subscriber: this loop runs
+            # once per recipient of every activity, and each call level costs.
+            sub.deliver(activity_id, frame)
             sent += 1
     return sent
 
@@ -129,17 +148,27 @@ def apply_membership_change(manager: SubscriberManager[Subscriber], activity: Ac
     if activity.organization_id is None or not isinstance(data, dict):
         return
     for sub in org_subscribers(manager, activity.organization_id):
-        if sub.user_id != data.get("userId") or activity.id <= sub.membership_version:
-            continue
-        if activity.action == "delete":
-            sub.memberships.pop(activity.entity_id, None)
-        else:
-            sub.memberships[activity.entity_id] = Grant(
-                activity.organization_id, data.get("projectId"), data.get("role", "member")
-            )
-        sub.refresh_scope()
-        if sub.scope is None:
-            forbid(sub)
+        if sub.user_id == data.get("userId"):
+            apply_membership(sub, activity)
+
+
+def apply_membership(sub: OrgStreamSubscriber, activity: Activity) -> None:
+    """One membership event of ``sub``'s user, in log order (held while loading)."""
+    if sub.held_membership_events is not None:
+        sub.held_membership_events.append(activity)
+        return
+    if activity.id <= sub.membership_version or activity.organization_id is None:
+        return
+    if activity.action == "delete":
+        sub.memberships.pop(activity.entity_id, None)
+    else:
+        data: Any = activity.data_value()
+        sub.memberships[activity.entity_id] = Grant(
+            activity.organization_id, data.get("projectId"), data.get("role", "member")
+        )
+    sub.refresh_scope()
+    if sub.scope is None:
+        forbid(sub)
 
 
 def end_organization_streams(manager: SubscriberManager[Subscriber], activity: Activity) -> None:
