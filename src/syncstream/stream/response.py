@@ -196,6 +196,7 @@ class SSEResponse(Response):
             if watcher is not None:
                 watcher.cancel()
             subscriber.detach()
+            subscriber.on_overflow = None  # no cycle left for the collector to find
             subscriber.close(subscriber.close_reason or "ended")
             self.on_close(subscriber)
             with contextlib.suppress(OSError, RuntimeError):
