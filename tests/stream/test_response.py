@@ -1,0 +1,111 @@
+"""SSEResponse driven by hand: through the ASGI ``send`` on an unknown server, and with
+direct writes on a server shaped like uvicorn's httptools one."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from syncstream.stream.direct import Flusher, chunk
+from syncstream.stream.response import SSEResponse
+from syncstream.stream.subscriber import Subscriber
+
+
+async def no_catch_up(sub: Subscriber) -> AsyncIterator[bytes]:
+    sub.go_live()
+    yield b"offset;"
+
+
+def response(sub: Subscriber, closed: list[Subscriber]) -> SSEResponse:
+    return SSEResponse(sub, no_catch_up(sub), on_open=lambda s: None, on_close=closed.append, retry_ms=1000)
+
+
+async def test_through_send_when_the_transport_is_out_of_reach() -> None:
+    sub, closed = Subscriber(index_key=None, cursor=0), list[Subscriber]()
+    bodies: list[bytes] = []
+    leave = asyncio.Event()
+
+    async def send(message: Any) -> None:
+        bodies.append(message.get("body", b"<start>"))
+        if b"offset;" in bodies:
+            sub.deliver(1, b"f1;")
+            sub.close("ended", b"bye;")
+
+    async def receive() -> Any:
+        await leave.wait()
+        return {"type": "http.disconnect"}
+
+    await response(sub, closed).run(send, receive, flusher=Flusher(asyncio.get_running_loop()))
+    assert bodies[0] == b"<start>"
+    assert b"".join(bodies[2:]) == b"offset;f1;bye;"
+    assert closed == [sub]
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class FakeFlow:
+    write_paused = False
+
+
+class FakeCycle:
+    """What the direct path reads of uvicorn's httptools request cycle."""
+
+    def __init__(self) -> None:
+        self.transport = FakeTransport()
+        self.flow = FakeFlow()
+        self.message_event = asyncio.Event()
+        self.chunked_encoding = True
+        self.disconnected = False
+        self.bodies: list[bytes] = []
+        self.live = asyncio.Event()
+        self.receiving_live = asyncio.Event()
+
+    async def send(self, message: Any) -> None:
+        body = message.get("body", b"")
+        if body:
+            self.bodies.append(body)
+            self.transport.writes.append(chunk(body))
+        if body == b"offset;":
+            self.live.set()
+
+    async def receive(self) -> Any:
+        if self.live.is_set():
+            # Only the stream's own task gets here: once the offset frame is written it
+            # does not suspend before attaching its sink and waiting on receive.
+            self.receiving_live.set()
+        await self.message_event.wait()
+        self.message_event.clear()
+        return {"type": "http.disconnect" if self.disconnected else "http.request", "body": b""}
+
+
+async def test_direct_writes_then_the_client_leaves() -> None:
+    sub, closed = Subscriber(index_key=None, cursor=0), list[Subscriber]()
+    cycle = FakeCycle()
+    run = asyncio.ensure_future(
+        response(sub, closed).run(cycle.send, cycle.receive, flusher=Flusher(asyncio.get_running_loop()))
+    )
+    await cycle.receiving_live.wait()  # live, its sink attached
+    sub.deliver(1, b"f1;")
+    sub.deliver(2, b"f2;")
+    await asyncio.sleep(0)
+    assert cycle.transport.writes[-1] == chunk(b"f1;f2;")  # by the flusher, not through send
+    assert b"f1;f2;" not in cycle.bodies
+    cycle.disconnected = True
+    cycle.message_event.set()  # what uvicorn's connection_lost does
+    await run
+    assert closed == [sub]
+    assert sub.close_reason == "client_disconnected"
