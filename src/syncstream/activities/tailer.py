@@ -80,8 +80,11 @@ class LogTailer:
     async def _run(self) -> None:
         backoff = 0.1
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can lose a
+            # cancellation that lands as its inner wait completes, and stop() then hangs.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self._drain()

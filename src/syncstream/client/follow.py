@@ -278,8 +278,10 @@ class Follower:
                 delay = self.backoff.delay(failures, server_retry=self.server_retry, retry_after=retry_after)
                 self.state = StreamState.RECONNECTING
                 yield Disconnected(reason=reason, retry_in=delay, problem=problem, error=network_error)
+                # asyncio.timeout: 3.11's wait_for can swallow a cancellation.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._reconnect.wait(), delay)
+                    async with asyncio.timeout(delay):
+                        await self._reconnect.wait()
         finally:
             self.state = StreamState.CLOSED
 

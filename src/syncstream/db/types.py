@@ -33,9 +33,10 @@ def utcnow() -> datetime:
 
 def iso_ms(value: datetime) -> str:
     """``2026-11-27T19:00:00.000Z``: the one time format of the API."""
-    if value.tzinfo is not None:
+    if value.tzinfo is not None and value.utcoffset():
         value = value.astimezone(UTC)
-    return f"{value:%Y-%m-%dT%H:%M:%S}.{value.microsecond // 1000:03d}Z"
+    # isoformat is C code, several times faster than strftime; every message has two.
+    return value.isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -86,8 +86,10 @@ class PostgresDoorbell(NetworkDoorbell):
     async def _watch(self, connection: Any, lost: asyncio.Event) -> NoReturn:
         """Return only by raising, as soon as the connection is known to be lost."""
         while True:
+            # asyncio.timeout: 3.11's wait_for can swallow a cancellation (see tailer.py).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lost.wait(), self._ping_interval)
+                async with asyncio.timeout(self._ping_interval):
+                    await lost.wait()
             if lost.is_set():
                 raise ConnectionError("the LISTEN connection was terminated")
             await connection.fetchval("SELECT 1", timeout=self._timeout)

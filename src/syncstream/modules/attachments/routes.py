@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, cast
 
 from fastapi import APIRouter, Query
@@ -40,9 +41,7 @@ from syncstream.permissions import Access, Entity, is_allowed, read_scope
 router = APIRouter(tags=["attachments"])
 
 
-def _activity(
-    action: Action, attachment: Attachment, caller: Caller, tx: TxIn | None, **extra: Any
-) -> NewActivity:
+def _activity(action: Action, attachment: Any, caller: Caller, tx: TxIn | None, **extra: Any) -> NewActivity:
     """The activity of one attachment change: ``data`` is the entity as it stands now
     (pass the snapshot taken before a delete)."""
     return NewActivity(
@@ -102,7 +101,7 @@ async def create_attachment(org: str, body: AttachmentIn, caller: CallerDep, run
         "created_at": now,
         "updated_at": now,
     }
-    attachment = Attachment(**row)
+    attachment = SimpleNamespace(**row)  # not an ORM object: nothing here needs one
     created = attachment_json(attachment)  # the activity's data and the response, made once
 
     def write(tx: WriteTransaction) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, cast
 
 from fastapi import APIRouter
@@ -62,7 +63,7 @@ def _require_writer(caller: Caller) -> None:
         raise problems.forbidden("only system admins may write pages")
 
 
-def _page_activity(action: Any, page: Page, caller: Caller, **extra: Any) -> NewActivity:
+def _page_activity(action: Any, page: Any, caller: Caller, **extra: Any) -> NewActivity:
     # Page messages always carry tx: null (the public stream must not reveal who wrote),
     # so tx is never stored for pages; the idempotency key still is.
     return NewActivity(
@@ -96,7 +97,7 @@ async def create_page(body: PageIn, caller: CallerDep, runtime: RuntimeDep) -> R
         "created_at": now,
         "updated_at": now,
     }
-    page = Page(**row)
+    page = SimpleNamespace(**row)  # not an ORM object: nothing here needs one
 
     def write(tx: WriteTransaction) -> None:
         tx.session.connection().execute(_INSERT, row)
