@@ -35,6 +35,7 @@ from syncstream.modules.operations.routes import router as operations_router
 from syncstream.modules.organizations.routes import router as organizations_router
 from syncstream.modules.pages import stream_routes as pages_stream
 from syncstream.modules.pages.routes import router as pages_router
+from syncstream.modules.security_docs import install_security_docs
 from syncstream.modules.sync import routes as sync_stream
 from syncstream.modules.users.rate_limit import SignInLimiter
 from syncstream.modules.users.routes import router as users_router
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.cors_origins = settings.cors_origins
     app.state.sign_in_limiter = SignInLimiter(settings.sign_in_attempts, settings.sign_in_window_seconds)
     install_error_handlers(app)
+    install_security_docs(app)
 
     # Stream routes first: /pages/stream must win over /pages/{page_id}.
     mount(app, pages_stream.router)

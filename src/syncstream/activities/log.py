@@ -16,11 +16,12 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Row, Table, delete, func, insert, or_, select, text
+from sqlalchemy import Row, Table, delete, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
 from syncstream.activities.model import Activity, NewActivity
+from syncstream.db.prepared import PreparedInsert
 from syncstream.db.schema import Activity as ActivityRow
 from syncstream.db.schema import LogState
 from syncstream.db.types import utcnow
@@ -50,9 +51,7 @@ def _json(value: object | None) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-#: Built once: a statement that is the same object every time is compiled once and
-#: then found in SQLAlchemy's cache without rebuilding its cache key from values.
-_INSERT = insert(_t).returning(_t.c.id)
+_INSERT = PreparedInsert(_t, returning_id=True)
 _LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 
 
@@ -61,8 +60,8 @@ def append(session: Session, new: NewActivity) -> int:
     conn = session.connection()
     if conn.dialect.name == "postgresql":
         conn.execute(_LOCK, {"key": ORDERING_LOCK_KEY})
-    result = conn.execute(
-        _INSERT,
+    activity_id = _INSERT.execute(
+        conn,
         {
             "type": new.type,
             "action": new.action,
@@ -78,7 +77,8 @@ def append(session: Session, new: NewActivity) -> int:
             "created_at": utcnow(),
         },
     )
-    return int(result.scalar_one())
+    assert activity_id is not None
+    return activity_id
 
 
 def _activity(row: Row[Any]) -> Activity:

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from fastapi import APIRouter, Query
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -16,6 +16,7 @@ from syncstream import problems
 from syncstream.activities.model import Action, NewActivity
 from syncstream.activities.writer import WriteTransaction
 from syncstream.auth.sessions import Caller
+from syncstream.db.prepared import PreparedInsert
 from syncstream.db.schema import Attachment, Project
 from syncstream.db.types import new_id, utcnow
 from syncstream.db.views import OrgInfo
@@ -70,7 +71,7 @@ def _check_project(session: Session, org: OrgInfo, project_id: str | None) -> No
 
 
 _PROJECT_OWNER = select(Project.organization_id).where(Project.id == bindparam("id"))
-_INSERT = insert(cast(Table, Attachment.__table__))
+_INSERT = PreparedInsert(cast(Table, Attachment.__table__))
 
 
 async def _replayed(runtime: Any, key: str) -> Response | None:
@@ -107,7 +108,7 @@ async def create_attachment(org: str, body: AttachmentIn, caller: CallerDep, run
     def write(tx: WriteTransaction) -> None:
         # Core, not the ORM unit of work: this is the hottest write there is.
         _check_project(tx.session, found, body.project_id)
-        tx.session.connection().execute(_INSERT, row)
+        _INSERT.execute(tx.session.connection(), row)
         tx.record(_activity("create", attachment, caller, body.tx, idempotency_key=key, data=created))
 
     try:

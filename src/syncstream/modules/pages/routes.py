@@ -7,7 +7,7 @@ from typing import Any, cast
 
 from fastapi import APIRouter
 from pydantic import Field
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.responses import Response
@@ -16,6 +16,7 @@ from syncstream import problems
 from syncstream.activities.model import NewActivity
 from syncstream.activities.writer import WriteTransaction
 from syncstream.auth.sessions import Caller
+from syncstream.db.prepared import PreparedInsert
 from syncstream.db.schema import Page
 from syncstream.db.types import iso_ms, new_id, utcnow
 from syncstream.modules.common import (
@@ -32,7 +33,7 @@ from syncstream.permissions import Entity, is_allowed
 router = APIRouter(tags=["pages"])
 
 EDITABLE = ("title", "content")
-_INSERT = insert(cast(Table, Page.__table__))
+_INSERT = PreparedInsert(cast(Table, Page.__table__))
 
 
 class PageIn(CamelModel):
@@ -100,7 +101,7 @@ async def create_page(body: PageIn, caller: CallerDep, runtime: RuntimeDep) -> R
     page = SimpleNamespace(**row)  # not an ORM object: nothing here needs one
 
     def write(tx: WriteTransaction) -> None:
-        tx.session.connection().execute(_INSERT, row)
+        _INSERT.execute(tx.session.connection(), row)
         tx.record(_page_activity("create", page, caller, idempotency_key=key))
 
     try:
