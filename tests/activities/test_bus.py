@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 
 import pytest
 
@@ -26,7 +25,7 @@ def activity(activity_id: int = 1, event: str = "attachment.created") -> Activit
         changed_keys=None,
         tx=None,
         data=None,
-        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        created_iso="2026-01-01T00:00:00.000Z",
     )
 
 

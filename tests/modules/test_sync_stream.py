@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import orjson
 from hypothesis import given
 from hypothesis import strategies as st
@@ -43,7 +41,7 @@ def activity(activity_id: int, org: str, project: str | None, entity_type: str =
         changed_keys=None,
         tx=None,
         data='{"id":"e"}',
-        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        created_iso="2026-01-01T00:00:00.000Z",
     )
 
 
@@ -119,7 +117,7 @@ def membership_event(activity_id: int, action: str, membership_id: str, project:
         changed_keys=None,
         tx=None,
         data=orjson.dumps(data).decode(),
-        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        created_iso="2026-01-01T00:00:00.000Z",
     )
 
 

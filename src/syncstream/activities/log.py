@@ -13,18 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
-from typing import Any
+from itertools import starmap
 
 import orjson
-from sqlalchemy import Row, Table, delete, func, or_, select, text
+from sqlalchemy import Table, delete, func, or_, select, text, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
 from syncstream.activities.model import Activity, NewActivity
+from syncstream.db.driver_read import fetch_all, is_sqlite
 from syncstream.db.prepared import PreparedInsert
 from syncstream.db.schema import Activity as ActivityRow
 from syncstream.db.schema import LogState
-from syncstream.db.types import utcnow
+from syncstream.db.types import IsoMsText, stored_iso_ms, utcnow
 from syncstream.permissions import ReadScope
 
 ORDERING_LOCK_KEY = 0x5359_4E44
@@ -43,7 +44,8 @@ _COLUMNS = (
     _t.c.changed_keys,
     _t.c.tx,
     _t.c.data,
-    _t.c.created_at,
+    # Straight to the API's text: read_after's rows only ever become messages.
+    type_coerce(_t.c.created_at, IsoMsText()).label("created_at"),
 )
 
 
@@ -81,10 +83,6 @@ def append(session: Session, new: NewActivity) -> int:
     return activity_id
 
 
-def _activity(row: Row[Any]) -> Activity:
-    return Activity(*row)  # type: ignore[call-arg]  # columns are selected in field order
-
-
 async def read_after(
     conn: AsyncConnection,
     after: int,
@@ -110,8 +108,13 @@ async def read_after(
         if not allowed:
             return []
         query = query.where(or_(*allowed))
-    rows = await conn.execute(query.order_by(_t.c.id).limit(limit))
-    return [_activity(row) for row in rows]  # type: ignore[arg-type]
+    rows = await fetch_all(conn, query.order_by(_t.c.id).limit(limit))
+    # Columns are selected in field order. SQLite's raw rows hold created_at as stored
+    # (IsoMsText did not run); elsewhere starmap builds the activities with no Python
+    # call per row of its own.
+    if is_sqlite(conn):
+        return [Activity(*row[:-1], stored_iso_ms(row[-1])) for row in rows]  # type: ignore[call-arg]
+    return list(starmap(Activity, rows))
 
 
 async def newest_id(conn: AsyncConnection) -> int:
