@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, select
 from sqlalchemy.exc import OperationalError
 
 from syncstream.db.driver_read import fetch_all
@@ -48,3 +48,11 @@ async def test_values_that_would_need_bind_processing_are_refused(database: Data
     async with database.reader.connect() as conn:
         with pytest.raises(TypeError, match="only integers and strings"):
             await fetch_all(conn, select(things.c.id).where(things.c.kind == datetime(2026, 1, 1)))
+
+
+async def test_bind_parameters_take_the_values_given_on_each_run(database: Database) -> None:
+    query = select(things.c.id).where(things.c.id > bindparam("after", 0)).order_by(things.c.id)
+    async with database.reader.connect() as conn:
+        assert [tuple(r) for r in await fetch_all(conn, query, {"after": 5})] == [(6,), (7,)]
+        assert [tuple(r) for r in await fetch_all(conn, query, {"after": 6})] == [(7,)]  # same statement
+        assert await fetch_all(conn, query.where(things.c.kind.in_([])), {"after": 0}) == []  # empty IN

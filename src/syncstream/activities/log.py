@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
+from functools import lru_cache
 from itertools import starmap
+from typing import Any
 
 import orjson
-from sqlalchemy import Table, delete, func, or_, select, text, type_coerce
+from sqlalchemy import Integer, Select, Table, bindparam, delete, func, or_, select, text, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
@@ -94,27 +96,46 @@ async def read_after(
 ) -> list[Activity]:
     """Activities with ID > ``after``, ascending, filtered in SQL so that catch-up of a
     narrow subscriber does not drag the whole log through Python."""
-    query = select(*_COLUMNS).where(_t.c.id > after)
-    if organization_id is not None:
-        query = query.where(_t.c.organization_id == organization_id)
-    if entity_types is not None:
-        query = query.where(_t.c.entity_type.in_(sorted(entity_types)))
+    projects = None
     if scope is not None and not scope.everything:
-        allowed = []
-        if scope.unscoped:
-            allowed.append(_t.c.project_id.is_(None))
-        if scope.project_ids:
-            allowed.append(_t.c.project_id.in_(sorted(scope.project_ids)))
-        if not allowed:
+        if not scope.unscoped and not scope.project_ids:
             return []
-        query = query.where(or_(*allowed))
-    rows = await fetch_all(conn, query.order_by(_t.c.id).limit(limit))
+        projects = (scope.unscoped, tuple(sorted(scope.project_ids)))
+    types = None if entity_types is None else tuple(sorted(entity_types))
+    query = _query_after(organization_id, types, projects)
+    rows = await fetch_all(conn, query, {"after": after, "limit": limit})
     # Columns are selected in field order. SQLite's raw rows hold created_at as stored
     # (IsoMsText did not run); elsewhere starmap builds the activities with no Python
     # call per row of its own.
     if is_sqlite(conn):
         return [Activity(*row[:-1], stored_iso_ms(row[-1])) for row in rows]  # type: ignore[call-arg]
     return list(starmap(Activity, rows))
+
+
+@lru_cache(maxsize=1024)
+def _query_after(
+    organization_id: str | None,
+    entity_types: tuple[str, ...] | None,
+    projects: tuple[bool, tuple[str, ...]] | None,
+) -> Select[Any]:
+    """The read of one filter, with ``after`` and ``limit`` left as bind parameters: a
+    catch-up reads page after page with the same filter, and one statement object is
+    compiled once (see ``fetch_all``). Their placeholder values (compiling needs some)
+    are always replaced."""
+    query = select(*_COLUMNS).where(_t.c.id > bindparam("after", 0, type_=Integer()))
+    if organization_id is not None:
+        query = query.where(_t.c.organization_id == organization_id)
+    if entity_types is not None:
+        query = query.where(_t.c.entity_type.in_(entity_types))
+    if projects is not None:
+        unscoped, project_ids = projects
+        allowed = []
+        if unscoped:
+            allowed.append(_t.c.project_id.is_(None))
+        if project_ids:
+            allowed.append(_t.c.project_id.in_(project_ids))
+        query = query.where(or_(*allowed))
+    return query.order_by(_t.c.id).limit(bindparam("limit", 0, type_=Integer()))
 
 
 async def newest_id(conn: AsyncConnection) -> int:

@@ -5,16 +5,19 @@ SQLAlchemy's result machinery each row costs ~3 µs of Python on top of the driv
 own fetch (the adapted cursor handing rows out one by one, a ``Row`` per row, the
 result processors): a fifth of catch-up. :func:`fetch_all` compiles the statement
 with SQLAlchemy (so the SQL is still SQLAlchemy's) and takes the driver's tuples as
-they come. Other databases take the ordinary path.
+they come. Other databases take the ordinary path. Statements are compiled once each
+(building and compiling the SELECT was ~0.6 ms a page, another ~0.6 µs per row).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,27 +26,42 @@ def is_sqlite(conn: AsyncConnection) -> bool:
     return conn.dialect.name == "sqlite"
 
 
-async def fetch_all(conn: AsyncConnection, query: Select[Any]) -> Sequence[Sequence[Any]]:
-    """Every row of ``query``: the driver's raw values on SQLite (no result processing,
-    so a column whose type converts values arrives unconverted), SQLAlchemy's rows elsewhere.
+async def fetch_all(
+    conn: AsyncConnection, query: Select[Any], params: Mapping[str, Any] | None = None
+) -> Sequence[Sequence[Any]]:
+    r"""Every row of ``query`` with its ``bindparam``\ s set from ``params``: the driver's
+    raw values on SQLite (no result processing, so a column whose type converts values
+    arrives unconverted), SQLAlchemy's rows elsewhere.
 
     Only for statements whose parameters are plain integers and strings: those are the
-    values SQLite's driver takes as they are, so no bind processing is skipped.
+    values SQLite's driver takes as they are, so no bind processing is skipped. The SQL
+    is compiled once per statement object: reuse one (with bind parameters) for reads
+    that repeat.
     """
     if not is_sqlite(conn):
-        result: Sequence[Sequence[Any]] = (await conn.execute(query)).all()
+        result: Sequence[Sequence[Any]] = (await conn.execute(query, dict(params or {}))).all()
         return result
-    # render_postcompile expands IN lists into one "?" each, in positional order.
-    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    params = tuple(compiled.params[name] for name in compiled.positiontup or ())
-    if any(type(value) not in (int, str) for value in params):
-        raise TypeError(f"fetch_all binds only integers and strings: {params!r}")
-    sql = str(compiled)
+    sql, names, literals = _compile(query, conn.dialect)
+    given = params or {}
+    values = tuple(given[name] if name in given else literals[name] for name in names)
+    _check(values)
     raw = await conn.get_raw_connection()
     try:
-        async with raw.driver_connection.execute(sql, params) as cursor:  # type: ignore[union-attr]
+        async with raw.driver_connection.execute(sql, values) as cursor:  # type: ignore[union-attr]
             rows: Sequence[Sequence[Any]] = await cursor.fetchall()
     except sqlite3.Error as exc:
         # Wrapped as SQLAlchemy wraps driver errors, so callers catch the same exceptions.
-        raise DBAPIError.instance(sql, params, exc, sqlite3.Error, dialect=conn.dialect) from exc
+        raise DBAPIError.instance(sql, values, exc, sqlite3.Error, dialect=conn.dialect) from exc
     return rows
+
+
+@lru_cache(maxsize=1024)
+def _compile(query: Select[Any], dialect: Dialect) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    # render_postcompile expands IN lists into one "?" each, in positional order.
+    compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    return str(compiled), tuple(compiled.positiontup or ()), dict(compiled.params)
+
+
+def _check(values: tuple[Any, ...]) -> None:
+    if any(type(value) not in (int, str) for value in values):
+        raise TypeError(f"fetch_all binds only integers and strings: {values!r}")
