@@ -78,13 +78,15 @@ async def reader(runtime: RuntimeDep) -> AsyncIterator[AsyncConnection]:
 ReaderDep = Annotated[AsyncConnection, Depends(reader)]
 
 
-async def current_caller(request: Request, runtime: RuntimeDep) -> Caller:
+async def current_caller(request: Request) -> Caller:
     """The caller behind the request's bearer token or session cookie; 401 otherwise.
 
     The operations that depend on this are marked in the OpenAPI document by
     ``security_docs.py``, not by FastAPI's security-scheme dependencies: those cost
-    a fifth of the framework's per-request work and decide nothing here.
+    a fifth of the framework's per-request work and decide nothing here. For the same
+    reason the runtime is taken from the app, not through a dependency of its own.
     """
+    runtime: Runtime = request.app.state.runtime
     token = bearer_token(request)
     key = None if token is None else token_key(token)
     if key is None:
