@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
 from starlette.responses import Response
@@ -183,13 +183,13 @@ class SSEResponse(Response):
             if flusher is not None:
                 self._sink = _sink(cycle, self._transport, flusher)
             if self._sink is None:
-                await self._write_live(send)
+                await self._write_live(send, subscriber.wait)
             else:
                 assert watcher is not None
                 watcher.cancel()  # this task watches for the disconnect from now on
                 watcher = None
                 subscriber.attach(self._sink)
-                await self._write_live_direct(send, receive)
+                await self._write_live(send, lambda: self._until_received(receive))
         except OSError:
             subscriber.close("client_disconnected")
         finally:
@@ -235,30 +235,21 @@ class SSEResponse(Response):
                 discard_queued=True,
             )
 
-    async def _write_live(self, send: Send) -> None:
+    async def _write_live(self, send: Send, idle: Callable[[], Awaitable[None]]) -> None:
+        """Write what the outbox holds until the subscriber closes; ``idle`` waits for
+        more: the subscriber's own wake-up, or (with a sink, where the flusher writes)
+        the server's ``receive``, which returns when the client leaves or when the sink
+        wakes it for what the flusher may not write (a paused transport, a close)."""
         subscriber = self.subscriber
-        while True:
-            data = subscriber.take_all()
-            if data is None:
-                return
+        while (data := subscriber.take_all()) is not None:
             if data:
                 await self._write(send, data)
             else:
-                await subscriber.wait()
+                await idle()
 
-    async def _write_live_direct(self, send: Send, receive: Receive) -> None:
-        """Live with a sink: the flusher writes; this task waits on the server's
-        ``receive``, which returns when the client leaves or when the sink wakes it
-        (a paused transport, a close), and then writes what the flusher may not."""
-        subscriber = self.subscriber
-        while True:
-            data = subscriber.take_all()
-            if data is None:
-                return
-            if data:
-                await self._write(send, data)
-            elif (await receive())["type"] == "http.disconnect":
-                subscriber.close("client_disconnected", discard_queued=True)
+    async def _until_received(self, receive: Receive) -> None:
+        if (await receive())["type"] == "http.disconnect":
+            self.subscriber.close("client_disconnected", discard_queued=True)
 
     async def _watch_disconnect(self, receive: Receive) -> None:
         while True:
