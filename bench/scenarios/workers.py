@@ -85,5 +85,5 @@ async def run(ctx: Context, result: Result) -> None:
     result.notes.append(
         f"PostgreSQL database, Redis bus, {plan.writes_clients} write clients; subscribers_per_worker counts "
         f"each worker's sockets opened by the subscribers; streams opened {OPEN_CONCURRENCY} at a time per "
-        "subscriber process (more overflows PostgreSQL's max_connections with two workers: HTTP 500)"
+        "subscriber process (more overflows PostgreSQL's max_connections with two workers: 503 unavailable)"
     )
