@@ -79,9 +79,23 @@ async def resolve_offset(runtime: Runtime, offset: Offset) -> Resolved:
         raise problems.must_refetch(str(exc)) from exc
 
 
-async def json_page(read_after: ReadAfter, accept: Accept, resolved: Resolved, limit: int) -> Response:
-    """One page of catch-up as JSON; ``cursor`` goes back in as ``offset`` for the next."""
+async def json_page(
+    runtime: Runtime, read_after: ReadAfter, accept: Accept, resolved: Resolved, limit: int
+) -> Response:
+    """One page of catch-up as JSON; ``cursor`` goes back in as ``offset`` for the next.
+
+    The offset was checked against pruned history before the read; a prune that ran
+    between that check and the read would leave a silent gap, so an explicit cursor is
+    checked again after it (as SSE catch-up does between its pages).
+    """
     rows = await read_after(resolved.after, limit + 1)
+    if resolved.after > 0:
+        async with runtime.database.reader.connect() as conn:
+            pruned = await log.pruned_through(conn)
+        if pruned > resolved.after:
+            raise problems.must_refetch(
+                f"history was pruned through {pruned} while this page was read; start again from -1"
+            )
     has_more = len(rows) > limit
     messages = [render_message(a) for a in rows[:limit] if accept(a)]
     cursor = rows[min(len(rows), limit) - 1].id if rows else resolved.reported

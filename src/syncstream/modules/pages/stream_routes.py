@@ -42,7 +42,7 @@ async def pages_stream(request: Request, runtime: RuntimeDep) -> Response:
         return should_receive_page_event(sub, activity)
 
     if not params.live:
-        return await json_page(read_after, accept, resolved, params.limit)
+        return await json_page(runtime, read_after, accept, resolved, params.limit)
     return open_sse(runtime, sub, stream="pages", read_after=read_after, accept=accept, resolved=resolved)
 
 

@@ -127,7 +127,7 @@ async def org_stream(org: str, request: Request, caller: CallerDep, runtime: Run
 
     if not params.live:
         assert resolved is not None  # only a live stream resolves "now" late
-        return await json_page(read_after, accept, resolved, params.limit)
+        return await json_page(runtime, read_after, accept, resolved, params.limit)
     return open_sse(
         runtime,
         sub,
