@@ -35,6 +35,7 @@ async def test_stream_lines_carry_the_request_id(tmp_path: Path) -> None:
         api = Api(server.url)
         async with Stream(api.client, "/pages/stream?offset=now&live=sse", {"X-Request-ID": "trace-me"}) as s:
             await s.until_offset()
+            assert s.response.headers["x-request-id"] == "trace-me"
         async with asyncio.timeout(30):
             # The log file is written by another process: there is nothing to await but the file.
             while "reason=client_disconnected" not in server.log():  # noqa: ASYNC110

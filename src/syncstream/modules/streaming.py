@@ -18,6 +18,7 @@ from starlette.responses import Response
 from syncstream import problems
 from syncstream.activities import log
 from syncstream.activities.model import Activity, render_message
+from syncstream.logs import request_id
 from syncstream.runtime import Runtime
 from syncstream.stream.catchup import CatchUpPage, replay
 from syncstream.stream.cursor import (
@@ -202,6 +203,9 @@ def open_sse(
         on_open=opened,
         on_close=closed,
         retry_ms=runtime.settings.retry_ms,
+        # A stream's response start bypasses RequestIdMiddleware (it is sent from
+        # StreamMiddleware, outside it), so the echo is added here.
+        extra_headers=[(b"x-request-id", request_id.get().encode())],
     )
 
 
