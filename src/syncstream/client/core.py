@@ -15,7 +15,8 @@ from syncstream.client.backoff import Backoff
 from syncstream.client.cursors import CursorStore
 from syncstream.client.errors import ProblemError, ProtocolError
 from syncstream.client.events import StreamEvent
-from syncstream.client.follow import Follower, MustRefetchCallback, _problem_from, _Transient
+from syncstream.client.follow import Follower, MustRefetchCallback, _Transient
+from syncstream.client.refusals import problem_from_response
 from syncstream.client.subscription import Subscription, only_changes
 from syncstream.stream.messages import JsonPage, StreamMessage
 
@@ -201,7 +202,7 @@ class SyncClient:
                 await follower._refused(response)
             except _Transient as exc:
                 raise ProblemError(str(exc.problem), problem=exc.problem, url=str(request.url)) from None
-            raise ProtocolError(f"unexpected answer {_problem_from(response)}", url=str(request.url))
+            raise ProtocolError(f"unexpected answer {problem_from_response(response)}", url=str(request.url))
         try:
             return JsonPage.model_validate_json(response.content)
         except pydantic.ValidationError as exc:

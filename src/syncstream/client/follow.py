@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import inspect
-import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from typing import TypeVar
@@ -61,6 +59,7 @@ from syncstream.client.events import (
     StreamEvent,
     StreamState,
 )
+from syncstream.client.refusals import problem_from_frame, problem_from_response, retry_after_seconds
 from syncstream.stream.messages import JsonPage, OffsetFrame, Problem, StreamMessage
 from syncstream.stream.sse import ServerSentEvent, SSEParser
 
@@ -84,40 +83,6 @@ def stream_key(url: httpx.URL) -> str:
     and two filters (``entityTypes``) do not."""
     params = sorted((k, v) for k, v in url.params.multi_items() if k not in _POSITION_PARAMS)
     return str(url.copy_with(params=params, fragment=None))
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _problem_from(response: httpx.Response) -> Problem:
-    """The response's RFC 9457 body, or one made up from its status when it has none (a proxy's page)."""
-    try:
-        return Problem.model_validate_json(response.content)
-    except pydantic.ValidationError:
-        text = response.text.strip().replace("\n", " ")[:200]
-        return Problem(
-            type=f"http_{response.status_code}",
-            title=response.reason_phrase,
-            status=response.status_code,
-            detail=text,
-        )
-
-
-def _problem_from_frame(data: str) -> Problem:
-    try:
-        return Problem.model_validate_json(data)
-    except pydantic.ValidationError:
-        return Problem(type="unknown_error", title="Error", detail=data[:200])
 
 
 def _is_newer(candidate: str, cursor: str | None) -> bool:
@@ -211,7 +176,7 @@ class Follower:
                             await response.aread()
                             if await self._refused(response):
                                 failures = 0
-                                yield Reset(_problem_from(response))
+                                yield Reset(problem_from_response(response))
                                 continue
                         content_type = response.headers.get("content-type", "")
                         if not content_type.startswith("text/event-stream"):
@@ -245,7 +210,7 @@ class Follower:
                                 failures = 0
                                 yield Heartbeat()
                             elif frame.event == "error":
-                                problem = _problem_from_frame(frame.data)
+                                problem = problem_from_frame(frame.data)
                                 if problem.type == "forbidden":
                                     raise Forbidden(str(problem), problem=problem, url=str(request.url))
                                 # slow_consumer, unavailable, or a type this client does not know: the
@@ -387,14 +352,14 @@ class Follower:
     async def _refused(self, response: httpx.Response) -> bool:
         """Classify a non-200 answer: raise what is fatal, raise :class:`_Transient` for what is worth
         retrying, and return True when ``must_refetch`` was handled (restart from ``-1`` at once)."""
-        problem = _problem_from(response)
+        problem = problem_from_response(response)
         status = response.status_code
         url = str(response.request.url)
         if status == 409 and problem.type == "must_refetch":
             await self._must_refetch(problem, url)
             return True
         if status in _TRANSIENT_STATUSES:
-            raise _Transient(problem, _parse_retry_after(response.headers.get("retry-after")))
+            raise _Transient(problem, retry_after_seconds(response.headers.get("retry-after")))
         error_type: type[ProblemError] = {
             400: BadRequest,
             401: Unauthorized,
