@@ -47,7 +47,11 @@ async def test_misses_are_not_kept() -> None:
 async def test_the_oldest_entry_makes_room() -> None:
     cache: ReadCache[int, int] = ReadCache(max_entries=2)
     for key in (1, 2, 3):
-        await cache.get_or_load(key, lambda key=key: asyncio.sleep(0, key))  # type: ignore[misc]
+
+        async def load(key: int = key) -> int:
+            return key
+
+        await cache.get_or_load(key, load)
     assert len(cache) == 2
     assert cache.get(1) is None
     assert cache.get(3) == 3
