@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, insert, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, registry
 
 from syncstream.db.engine import Database
@@ -178,3 +178,15 @@ async def test_close_finishes_what_is_queued(tmp_path: Path) -> None:
     pending = [serial.submit(add_child(str(n))) for n in range(20)]
     await database.dispose()
     assert [await p for p in pending] == [str(n) for n in range(20)]
+
+
+async def test_a_database_that_cannot_be_opened_fails_each_write_instead_of_hanging(tmp_path: Path) -> None:
+    database = Database.connect(f"sqlite:///{tmp_path / 'no such folder' / 'x.db'}", serial=True)
+    serial = serial_of(database)
+    try:
+        async with asyncio.timeout(60):  # a guard against a hang, not a measurement
+            for _ in range(2):  # and the thread is still there for the next one
+                with pytest.raises(OperationalError):
+                    await serial.run(add_child("never"))
+    finally:
+        await database.dispose()

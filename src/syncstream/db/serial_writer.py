@@ -81,33 +81,51 @@ class SerialWriter:
 
     def _serve(self) -> None:
         try:
-            # One connection for the thread's whole life: a pool checkout per batch costs
-            # more than some of the writes it carries.
-            with self.engine.connect() as connection:
-                self._serve_until_closed(connection)
+            while True:
+                try:
+                    # One connection for the thread's whole life: a pool checkout per batch
+                    # costs more than some of the writes it carries.
+                    connection = self.engine.connect()
+                except Exception as exc:  # the file cannot be opened: fail what waits, retry
+                    logger.warning("cannot open the database for writing: %s", exc)
+                    batch, stop = self._next_batch()
+                    for job in batch:
+                        job.outcome = (False, exc)
+                    self._hand_back(batch)
+                    if stop:
+                        return
+                    continue
+                with connection:
+                    self._serve_until_closed(connection)
+                return
         finally:
             # Here, not in close(): sqlite3 connections belong to the thread that made them.
             self.engine.dispose()
 
     def _serve_until_closed(self, connection: Connection) -> None:
         while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch: list[_Job[Any]] = [first]
-            stop = False
-            while len(batch) < self.max_batch:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    stop = True
-                    break
-                batch.append(job)
-            self._run_batch(connection, batch)
+            batch, stop = self._next_batch()
+            if batch:
+                self._run_batch(connection, batch)
             if stop:
                 return
+
+    def _next_batch(self) -> tuple[list[_Job[Any]], bool]:
+        """Wait for a job, then take whatever else is queued (up to ``max_batch``);
+        the flag says ``close()`` was called."""
+        first = self._queue.get()
+        if first is None:
+            return [], True
+        batch: list[_Job[Any]] = [first]
+        while len(batch) < self.max_batch:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                return batch, True
+            batch.append(job)
+        return batch, False
 
     def _run_batch(self, connection: Connection, batch: list[_Job[Any]]) -> None:
         try:
@@ -118,6 +136,10 @@ class SerialWriter:
             for job in batch:
                 if job.outcome[0] or job.outcome[1] is None:
                     job.outcome = (False, exc)
+        self._hand_back(batch)
+
+    @staticmethod
+    def _hand_back(batch: list[_Job[Any]]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[_Job[Any]]] = {}
         for job in batch:
             by_loop.setdefault(job.loop, []).append(job)
