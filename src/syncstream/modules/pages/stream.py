@@ -39,6 +39,6 @@ def route_to_page_subscribers(manager: SubscriberManager[Subscriber], activity: 
     sent = 0
     for sub in candidates:
         if isinstance(sub, PageStreamSubscriber) and should_receive_page_event(sub, activity):
-            sub.deliver(activity.id, frame)  # not through a helper: once per recipient
+            send_to_page_subscriber(sub, activity.id, frame)
             sent += 1
     return sent

@@ -128,9 +128,7 @@ def route_to_org_subscribers(manager: SubscriberManager[Subscriber], activity: A
         if isinstance(sub, OrgStreamSubscriber) and should_receive_org_event(sub, activity):
             if frame is None:
                 frame = change_frame(activity_id, render_message(activity))
-            # deliver() directly, not through send_to_org_subscriber: this loop runs
-            # once per recipient of every activity, and each call level costs.
-            sub.deliver(activity_id, frame)
+            send_to_org_subscriber(sub, activity_id, frame)
             sent += 1
     return sent
 
