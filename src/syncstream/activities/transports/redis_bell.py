@@ -65,7 +65,7 @@ class RedisDoorbell(NetworkDoorbell):
             self._went_live()
             await self._listen(pubsub)
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+            await pubsub.aclose()
             await client.aclose()
 
     async def _confirm_subscription(self, pubsub: redis.asyncio.client.PubSub) -> None:
