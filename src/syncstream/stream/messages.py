@@ -1,6 +1,6 @@
 """The typed shapes of what the streams send: one definition for the server and every Python client.
 
-These models describe the wire format of the contract (``/work/shared/API.md``, "Streams"): a
+These models describe the wire format of the contract (``docs/api.md``, "Streams"): a
 ``StreamMessage`` per change, the ``offset`` frame that ends catch-up, an RFC 9457 ``Problem`` (the body of
 every error response and of an ``event: error`` frame), and a JSON-mode page. They live in the bottom layer
 of the package, next to the SSE parser, and import nothing else from ``syncstream``: a client must be able
