@@ -2,143 +2,67 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import gc
 import logging
-import signal
-import threading
-from collections.abc import AsyncIterator
-from types import FrameType
-from typing import Any
+from collections.abc import Callable
 
 from fastapi import APIRouter, FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
-from syncstream.activities.bus import ActivityBus
-from syncstream.activities.tailer import LogTailer
-from syncstream.activities.transports import doorbell_from_url
-from syncstream.activities.transports.base import redact_url
-from syncstream.activities.writer import ActivityWriter
+from syncstream import Syncstream
 from syncstream.auth import passwords
 from syncstream.config import Settings
 from syncstream.console import router as console_router
-from syncstream.db.engine import Database
-from syncstream.db.migrate import upgrade
 from syncstream.errors import install_error_handlers
 from syncstream.logs import RequestIdMiddleware
-from syncstream.metrics import Metrics
+from syncstream.modules.attachments.entity import ATTACHMENT
 from syncstream.modules.attachments.routes import router as attachments_router
-from syncstream.modules.common import wire_read_caches
 from syncstream.modules.memberships.routes import router as memberships_router
 from syncstream.modules.operations.routes import router as operations_router
 from syncstream.modules.organizations.routes import router as organizations_router
-from syncstream.modules.pages import stream_routes as pages_stream
+from syncstream.modules.pages import stream as pages_stream
+from syncstream.modules.pages.entity import PAGE
 from syncstream.modules.pages.routes import router as pages_router
 from syncstream.modules.security_docs import install_security_docs
-from syncstream.modules.sync import routes as sync_stream
 from syncstream.modules.users.rate_limit import SignInLimiter
 from syncstream.modules.users.routes import router as users_router
 from syncstream.request_limits import BodyLimitMiddleware
-from syncstream.runtime import Runtime
-from syncstream.stream.helpers import keep_alive
-from syncstream.stream.manager import SubscriberManager
+from syncstream.runtime import build_runtime
 from syncstream.stream.response import StreamMiddleware
-from syncstream.stream.subscriber import Subscriber
 
 logger = logging.getLogger("syncstream")
 
-
-def build_runtime(settings: Settings) -> Runtime:
-    database = Database.connect(settings.database_url, pool_size=settings.database_pool_size, serial=True)
-    doorbell = doorbell_from_url(settings.bus_url)
-    bus = ActivityBus()
-    subscribers: SubscriberManager[Subscriber] = SubscriberManager()
-    return Runtime(
-        settings=settings,
-        database=database,
-        doorbell=doorbell,
-        bus=bus,
-        writer=ActivityWriter(database, doorbell),
-        tailer=LogTailer(database, bus, doorbell, poll_seconds=settings.poll_seconds),
-        subscribers=subscribers,
-        metrics=Metrics(subscribers.count),
-    )
-
-
-def close_streams(runtime: Runtime, reason: str = "shutdown") -> None:
-    """End every open stream cleanly (clients resume elsewhere with Last-Event-ID), and
-    refuse new ones from now on."""
-    runtime.closing = True
-    for sub in runtime.subscribers.get_all():
-        sub.close(reason)
-
-
-def _close_streams_on_exit_signal(runtime: Runtime) -> None:
-    """Close streams as soon as the server is told to stop.
-
-    Servers such as uvicorn wait for open connections to finish before they run the
-    lifespan shutdown, and an SSE stream never finishes by itself: so on SIGTERM/SIGINT
-    we end every stream first (cleanly, clients resume elsewhere), then hand the signal
-    on to the server's own handler.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        previous = signal.getsignal(sig)
-
-        def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
-            loop.call_soon_threadsafe(close_streams, runtime)
-            if callable(previous):
-                previous(signum, frame)
-
-        signal.signal(sig, handler)
+__all__ = ["SyncstreamApp", "build_runtime", "create_app", "mount"]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """The standalone server: syncstream's own domain (attachments, pages, both streams),
+    built on the same public API an application uses (:class:`syncstream.Syncstream`)."""
     settings = settings or Settings.from_env()
     passwords.configure(time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib)
-    runtime = build_runtime(settings)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await upgrade(runtime.database)
-        await runtime.tailer.start()
-        # What start-up made (modules, routes, the schema) lives as long as the process:
-        # moved out of the cyclic collector's way, every later collection is cheaper.
-        gc.freeze()
-        pinger = asyncio.create_task(
-            keep_alive(runtime.subscribers.get_all, settings.keepalive_seconds), name="syncstream-keep-alive"
-        )
-        _close_streams_on_exit_signal(runtime)
-        logger.info(
-            "syncstream ready: database=%s bus=%s", runtime.database.dialect, redact_url(settings.bus_url)
-        )
-        try:
-            yield
-        finally:
-            pinger.cancel()
-            close_streams(runtime)
-            await runtime.tailer.stop()
-            await runtime.database.dispose()
+    sync = Syncstream(settings)
+    # Built-in routes record explicitly (Core inserts on the hot path), hence auto=False.
+    sync.add(ATTACHMENT, auto=False)
+    sync.add(PAGE, auto=False)
+    pages_stream.install(sync)
+    runtime = sync.runtime
 
     app = SyncstreamApp(
         title="syncstream",
         version="1.0.0",
         summary="Every change of your data, live, to the clients allowed to see it.",
-        lifespan=lifespan,
+        lifespan=sync.lifespan,
     )
     app.state.runtime = runtime
+    app.state.syncstream = sync
     app.cors_origins = settings.cors_origins
+    app.is_stream = sync.stream_paths
     app.state.sign_in_limiter = SignInLimiter(settings.sign_in_attempts, settings.sign_in_window_seconds)
     install_error_handlers(app)
     install_security_docs(app)
 
     # Stream routes first: /pages/stream must win over /pages/{page_id}.
-    mount(app, pages_stream.router)
-    mount(app, sync_stream.router)
+    mount(app, sync.router)
     for router in (
         users_router,
         organizations_router,
@@ -149,9 +73,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         mount(app, router)
     mount(app, console_router)
-    wire_read_caches(runtime)
-    sync_stream.install(runtime)
-    pages_stream.install(runtime)
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app
@@ -170,12 +91,15 @@ def mount(app: FastAPI, router: APIRouter) -> None:
 
 class SyncstreamApp(FastAPI):
     cors_origins: tuple[str, ...] = ()
+    is_stream: Callable[[str], bool] | None = None
 
     def build_middleware_stack(self) -> ASGIApp:
         # Outside even Starlette's error middleware, which wraps ``send`` in a closure:
         # streams need the server's own ``send`` to reach the transport. CORS goes
         # outside that, so that stream responses carry its headers too.
-        stack: ASGIApp = StreamMiddleware(RequestIdMiddleware(super().build_middleware_stack()))
+        stack: ASGIApp = StreamMiddleware(
+            RequestIdMiddleware(super().build_middleware_stack()), is_stream=self.is_stream
+        )
         if self.cors_origins:
             stack = CORSMiddleware(
                 stack,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from syncstream._access import AccessIndex
 from syncstream.activities.bus import ActivityBus
 from syncstream.activities.tailer import LogTailer
-from syncstream.activities.transports import Doorbell
+from syncstream.activities.transports import Doorbell, doorbell_from_url
 from syncstream.activities.writer import ActivityWriter
 from syncstream.auth.sessions import Caller
 from syncstream.config import Settings
@@ -32,5 +33,24 @@ class Runtime:
     #: cleared by the writes that change them (modules/common.py wires that).
     callers: ReadCache[str, Caller] = field(default_factory=ReadCache)
     organizations: ReadCache[str, OrgInfo] = field(default_factory=ReadCache)
+    #: Every open member stream by organization, for membership, org and sign-out events.
+    access: AccessIndex = field(default_factory=AccessIndex)
     #: Set when the server is stopping: no new stream may open (it would hold shutdown).
     closing: bool = False
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    database = Database.connect(settings.database_url, pool_size=settings.database_pool_size, serial=True)
+    doorbell = doorbell_from_url(settings.bus_url)
+    bus = ActivityBus()
+    subscribers: SubscriberManager[Subscriber] = SubscriberManager()
+    return Runtime(
+        settings=settings,
+        database=database,
+        doorbell=doorbell,
+        bus=bus,
+        writer=ActivityWriter(database, doorbell),
+        tailer=LogTailer(database, bus, doorbell, poll_seconds=settings.poll_seconds),
+        subscribers=subscribers,
+        metrics=Metrics(subscribers.count),
+    )

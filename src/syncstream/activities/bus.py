@@ -9,15 +9,16 @@ the write that produced the activity committed long before.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeAlias
 
 from syncstream.activities.model import KNOWN_EVENTS, Activity
 
 log = logging.getLogger("syncstream.bus")
 
-Handler: TypeAlias = Callable[[Activity], Awaitable[None] | None]
+Handler: TypeAlias = Callable[[Activity], object]
 
 
 class UnknownEventError(ValueError):
@@ -26,10 +27,14 @@ class UnknownEventError(ValueError):
 
 class ActivityBus:
     def __init__(self, known_events: frozenset[str] = KNOWN_EVENTS) -> None:
-        self._known = known_events
+        self._known = set(known_events)
         self._handlers: dict[str, list[Handler]] = {}
         self._any: list[Handler] = []
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def declare(self, events: Iterable[str]) -> None:
+        """Make ``events`` known (the events of a declared entity type)."""
+        self._known.update(events)
 
     def _check(self, event: str) -> None:
         if event not in self._known:
@@ -42,7 +47,7 @@ class ActivityBus:
         return lambda: self.off(event, handler)
 
     def once(self, event: str, handler: Handler) -> Callable[[], None]:
-        def wrapper(activity: Activity) -> Awaitable[None] | None:
+        def wrapper(activity: Activity) -> object:
             self.off(event, wrapper)
             return handler(activity)
 
@@ -76,12 +81,15 @@ class ActivityBus:
         except Exception:
             log.exception("bus handler %r failed on %s #%s", handler, event, activity.id)
             return
-        if result is not None:
+        # Only an awaitable is awaited: a router may return what it likes (a count, say).
+        if result is not None and inspect.isawaitable(result):
             task = asyncio.ensure_future(self._guard(event, handler, activity, result))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _guard(self, event: str, handler: Handler, activity: Activity, result: Awaitable[None]) -> None:
+    async def _guard(
+        self, event: str, handler: Handler, activity: Activity, result: Awaitable[object]
+    ) -> None:
         try:
             await result
         except Exception:

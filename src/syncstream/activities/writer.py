@@ -71,13 +71,14 @@ class ActivityWriter:
             async with AsyncSession(self.database.writer, expire_on_commit=False) as session, session.begin():
                 result = await session.run_sync(in_transaction)
         if tx is not None and tx.last_activity_id is not None:
-            await self._committed(tx)
+            await self.committed(tx.recorded, tx.last_activity_id)
         return result
 
-    async def _committed(self, tx: WriteTransaction) -> None:
+    async def committed(self, recorded: list[NewActivity], activity_id: int | None) -> None:
+        """After the commit of ``recorded`` (newest ID ``activity_id``), made here or in an
+        application's own session: tell the observers, ring the doorbell."""
         for observer in self.observers:
-            observer(tx.recorded)
-        activity_id = tx.last_activity_id
+            observer(recorded)
         # Concurrent transactions commit in batches: one ring for the newest is enough.
         if activity_id is not None and activity_id > self._rung:
             self._rung = activity_id

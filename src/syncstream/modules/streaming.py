@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from syncstream import problems
+from syncstream._access import MemberSubscriber
 from syncstream.activities import log
 from syncstream.activities.model import Activity, render_message
 from syncstream.logs import request_id
@@ -178,6 +179,8 @@ def open_sse(
 
     def opened(sub: Subscriber) -> None:
         runtime.subscribers.register(sub)
+        if isinstance(sub, MemberSubscriber):  # found by membership, org and sign-out events
+            runtime.access.add(sub)
         if runtime.closing:  # opened while shutdown began: end it like the others
             sub.close("shutdown")
         metrics.connections.labels(stream).inc()
@@ -186,6 +189,8 @@ def open_sse(
 
     def closed(sub: Subscriber) -> None:
         runtime.subscribers.unregister(sub)
+        if isinstance(sub, MemberSubscriber):
+            runtime.access.discard(sub)
         if sub.close_reason == "slow_consumer":
             metrics.slow_consumer_disconnects.inc()
         log = logger.warning if sub.close_reason == "slow_consumer" else logger.info

@@ -54,8 +54,12 @@ class StreamMiddleware:
     thousands of half-built requests on the database pool and the heap.
     """
 
-    def __init__(self, app: Any, max_opening: int = 64) -> None:
+    def __init__(
+        self, app: Any, max_opening: int = 64, is_stream: Callable[[str], bool] | None = None
+    ) -> None:
         self.app = app
+        #: The explicit stream marker: which paths are stream routes (none without one).
+        self.is_stream = is_stream or _no_streams
         self.max_opening = max_opening
         self._opening: asyncio.Semaphore | None = None
         self._flusher: Flusher | None = None
@@ -66,7 +70,7 @@ class StreamMiddleware:
             return
         deferred: list[SSEResponse] = []
         scope[DEFERRED_KEY] = deferred
-        if scope["path"].endswith("/stream"):
+        if self.is_stream(scope["path"]):
             if self._opening is None:
                 self._opening = asyncio.Semaphore(self.max_opening)
             async with self._opening:
@@ -80,6 +84,10 @@ class StreamMiddleware:
             if self._flusher is None:
                 self._flusher = Flusher(asyncio.get_running_loop())
             await stream.run(send, receive, flusher=self._flusher)
+
+
+def _no_streams(_path: str) -> bool:
+    return False
 
 
 #: What the server itself put in the scope (uvicorn reads ``method`` after this); the

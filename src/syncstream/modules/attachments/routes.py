@@ -20,6 +20,7 @@ from syncstream.db.prepared import PreparedInsert
 from syncstream.db.schema import Attachment, Project
 from syncstream.db.types import new_id, utcnow
 from syncstream.db.views import OrgInfo
+from syncstream.modules.attachments.entity import ATTACHMENT
 from syncstream.modules.attachments.schemas import (
     EDITABLE,
     AttachmentDelete,
@@ -45,16 +46,8 @@ router = APIRouter(tags=["attachments"])
 def _activity(action: Action, attachment: Any, caller: Caller, tx: TxIn | None, **extra: Any) -> NewActivity:
     """The activity of one attachment change: ``data`` is the entity as it stands now
     (pass the snapshot taken before a delete)."""
-    return NewActivity(
-        action=action,
-        entity_type="attachment",
-        entity_id=attachment.id,
-        organization_id=attachment.organization_id,
-        project_id=attachment.project_id,
-        user_id=caller.user_id,
-        data=extra.pop("data", None) or attachment_json(attachment),
-        tx=tx.wire() if tx else None,
-        **extra,
+    return ATTACHMENT.activity(
+        action, attachment, user_id=caller.user_id, tx=tx.wire() if tx else None, **extra
     )
 
 
@@ -85,7 +78,7 @@ async def create_attachment(org: str, body: AttachmentIn, caller: CallerDep, run
         raise problems.forbidden("you may not write attachments in that scope")
     key = None
     if body.tx is not None:
-        key = f"{caller.user_id}:{found.id}:attachment:{body.tx.transaction_id}"
+        key = ATTACHMENT.idempotency_key(caller.user_id, found.id, body.tx.transaction_id)
         replay = await _replayed(runtime, key)
         if replay is not None:
             return replay
@@ -109,7 +102,7 @@ async def create_attachment(org: str, body: AttachmentIn, caller: CallerDep, run
         # Core, not the ORM unit of work: this is the hottest write there is.
         _check_project(tx.session, found, body.project_id)
         _INSERT.execute(tx.session.connection(), row)
-        tx.record(_activity("create", attachment, caller, body.tx, idempotency_key=key, data=created))
+        tx.record(_activity("create", attachment, caller, body.tx, data=created))
 
     try:
         await runtime.writer.run(write)

@@ -13,12 +13,12 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from syncstream import problems
-from syncstream.activities.model import NewActivity
+from syncstream.activities.model import Action, NewActivity
 from syncstream.activities.writer import WriteTransaction
 from syncstream.auth.sessions import Caller
 from syncstream.db.prepared import PreparedInsert
 from syncstream.db.schema import Page
-from syncstream.db.types import iso_ms, new_id, utcnow
+from syncstream.db.types import new_id, utcnow
 from syncstream.modules.common import (
     CallerDep,
     CamelModel,
@@ -28,6 +28,7 @@ from syncstream.modules.common import (
     json_response,
     replayed_create,
 )
+from syncstream.modules.pages.entity import PAGE, page_json
 from syncstream.permissions import Entity, is_allowed
 
 router = APIRouter(tags=["pages"])
@@ -48,35 +49,14 @@ class PagePatch(CamelModel):
     tx: TxIn | None = None
 
 
-def page_json(p: Any) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "title": p.title,
-        "content": p.content,
-        "createdBy": p.created_by,
-        "createdAt": iso_ms(p.created_at),
-        "updatedAt": iso_ms(p.updated_at),
-    }
-
-
 def _require_writer(caller: Caller) -> None:
     if not is_allowed(caller.access, "write", Entity("page")):
         raise problems.forbidden("only system admins may write pages")
 
 
-def _page_activity(action: Any, page: Any, caller: Caller, **extra: Any) -> NewActivity:
-    # Page messages always carry tx: null (the public stream must not reveal who wrote),
-    # so tx is never stored for pages; the idempotency key still is.
-    return NewActivity(
-        action=action,
-        entity_type="page",
-        entity_id=page.id,
-        organization_id=None,
-        project_id=None,
-        user_id=caller.user_id,
-        data=page_json(page),
-        **extra,
-    )
+def _page_activity(action: Action, page: Any, caller: Caller, **extra: Any) -> NewActivity:
+    # Page messages always carry tx: null (public: the stream must not reveal who wrote).
+    return PAGE.activity(action, page, user_id=caller.user_id, **extra)
 
 
 async def _replayed(runtime: Any, key: str) -> Response | None:
@@ -86,7 +66,7 @@ async def _replayed(runtime: Any, key: str) -> Response | None:
 @router.post("/pages", status_code=201, summary="Create a page (system admin)")
 async def create_page(body: PageIn, caller: CallerDep, runtime: RuntimeDep) -> Response:
     _require_writer(caller)
-    key = f"{caller.user_id}:-:page:{body.tx.transaction_id}" if body.tx else None
+    key = PAGE.idempotency_key(caller.user_id, None, body.tx.transaction_id) if body.tx else None
     if key is not None and (replay := await _replayed(runtime, key)) is not None:
         return replay
     now = utcnow()
@@ -102,7 +82,7 @@ async def create_page(body: PageIn, caller: CallerDep, runtime: RuntimeDep) -> R
 
     def write(tx: WriteTransaction) -> None:
         _INSERT.execute(tx.session.connection(), row)
-        tx.record(_page_activity("create", page, caller, idempotency_key=key))
+        tx.record(_page_activity("create", page, caller, tx=body.tx.wire() if body.tx else None))
 
     try:
         await runtime.writer.run(write)

@@ -1,21 +1,18 @@
-"""The org stream's pure pieces: filter, router, membership snapshot."""
+"""The permission-aware building blocks, pure: filter, router, membership snapshot, project narrowing."""
 
 from __future__ import annotations
 
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from syncstream.activities.model import Activity
-from syncstream.modules.sync.stream import (
-    OrgStreamSubscriber,
-    apply_membership_change,
-    route_to_org_subscribers,
-    should_receive_org_event,
-)
-from syncstream.permissions import Access, Entity, Grant, is_allowed
+from syncstream import AccessIndex, Activity, Grant, MemberSubscriber, apply_membership_change, route
+from syncstream.permissions import Access, Entity, is_allowed
 from syncstream.stream.manager import SubscriberManager
 from syncstream.stream.subscriber import Subscriber
+
+TYPES = frozenset({"attachment"})
 
 ORGS = ["o1", "o2"]
 PROJECTS = [None, "p1", "p2"]
@@ -45,14 +42,17 @@ def activity(activity_id: int, org: str, project: str | None, entity_type: str =
     )
 
 
-def subscriber(org: str, memberships: dict[str, Grant], admin: bool = False) -> OrgStreamSubscriber:
-    sub = OrgStreamSubscriber(
+def subscriber(
+    org: str, memberships: dict[str, Grant], admin: bool = False, project: str | None = None
+) -> MemberSubscriber:
+    sub = MemberSubscriber(
         user_id="u1",
         session_id="s1",
         organization_id=org,
+        project_id=project,
         system_admin=admin,
         memberships=memberships,
-        entity_types=None,
+        entity_types=TYPES,
         cursor=0,
         max_queued=100,
     )
@@ -74,7 +74,7 @@ def test_filter_is_the_permission_rule(
     sub = subscriber(sub_org, memberships, admin)
     access = Access("u1", admin, tuple(g for g in user_grants if g.organization_id == sub_org))
     expected = act_org == sub_org and is_allowed(access, "read", Entity("attachment", act_org, project))
-    assert should_receive_org_event(sub, activity(1, act_org, project)) is expected
+    assert sub.accepts(activity(1, act_org, project)) is expected
 
 
 @given(st.lists(st.tuples(st.sampled_from(ORGS), st.lists(grants, max_size=3)), max_size=12))
@@ -86,15 +86,13 @@ def test_router_reaches_exactly_the_allowed_subscribers_with_one_encoding(
     for sub in subs:
         manager.register(sub)
     act = activity(7, "o1", "p1")
-    sent = route_to_org_subscribers(manager, act)
+    sent = route(manager, act)
     frames = [sub.take_all() for sub in subs]
-    receivers = [f for sub, f in zip(subs, frames, strict=True) if should_receive_org_event(sub, act)]
+    receivers = [f for sub, f in zip(subs, frames, strict=True) if sub.accepts(act)]
     assert sent == len(receivers)
     assert all(f for f in receivers)
     assert len(set(receivers)) <= 1  # the same bytes for everyone
-    assert all(
-        f == b"" for sub, f in zip(subs, frames, strict=True) if not should_receive_org_event(sub, act)
-    )
+    assert all(f == b"" for sub, f in zip(subs, frames, strict=True) if not sub.accepts(act))
 
 
 def membership_event(activity_id: int, action: str, membership_id: str, project: str | None) -> Activity:
@@ -122,10 +120,10 @@ def membership_event(activity_id: int, action: str, membership_id: str, project:
 
 
 def test_membership_events_apply_in_order_and_skip_what_the_snapshot_has() -> None:
-    manager: SubscriberManager[Subscriber] = SubscriberManager()
+    manager = AccessIndex()
     sub = subscriber("o1", {})
     sub.reset_memberships({"m1": Grant("o1", "p1", "member")}, as_of=10)
-    manager.register(sub)
+    manager.add(sub)
     apply_membership_change(manager, membership_event(9, "delete", "m1", "p1"))  # already in the snapshot
     assert sub.scope is not None
     assert sub.scope.allows("p1")
@@ -141,18 +139,18 @@ def test_membership_events_apply_in_order_and_skip_what_the_snapshot_has() -> No
 
 
 def test_a_loading_stream_holds_membership_events_for_its_snapshot() -> None:
-    manager: SubscriberManager[Subscriber] = SubscriberManager()
-    sub = OrgStreamSubscriber(
+    manager = AccessIndex()
+    sub = MemberSubscriber(
         user_id="u1",
         session_id="s1",
         organization_id="o1",
         system_admin=False,
         memberships=None,  # a live stream reads them once registered
-        entity_types=None,
+        entity_types=TYPES,
         cursor=0,
         max_queued=100,
     )
-    manager.register(sub)
+    manager.add(sub)
     assert sub.scope is None  # sees nothing until the snapshot arrives
     apply_membership_change(manager, membership_event(9, "delete", "m1", "p1"))  # the snapshot has it
     apply_membership_change(manager, membership_event(11, "create", "m2", None))  # read before this
@@ -164,3 +162,59 @@ def test_a_loading_stream_holds_membership_events_for_its_snapshot() -> None:
     apply_membership_change(manager, membership_event(12, "delete", "m2", None))
     assert sub.scope is not None
     assert not sub.scope.allows(None)
+
+
+@given(st.lists(grants, max_size=4), st.booleans(), st.sampled_from(["p1", "p2"]), st.sampled_from(PROJECTS))
+def test_a_project_stream_sees_its_project_and_only_while_readable(
+    user_grants: list[Grant], admin: bool, stream_project: str, project: str | None
+) -> None:
+    sub = subscriber("o1", {f"m{i}": g for i, g in enumerate(user_grants)}, admin, project=stream_project)
+    access = Access("u1", admin, tuple(g for g in user_grants if g.organization_id == "o1"))
+    readable = is_allowed(access, "read", Entity("attachment", "o1", stream_project))
+    assert (sub.scope is not None) is readable
+    assert sub.accepts(activity(1, "o1", project)) is (readable and project == stream_project)
+
+
+def test_a_project_stream_is_routed_by_its_project_key_and_ends_when_the_project_is_revoked() -> None:
+    manager: SubscriberManager[Subscriber] = SubscriberManager()
+    index = AccessIndex()
+    sub = subscriber(
+        "o1", {"m1": Grant("o1", "p1", "member"), "m2": Grant("o1", None, "member")}, project="p1"
+    )
+    manager.register(sub)
+    index.add(sub)
+    assert route(manager, activity(5, "o1", "p1")) == 1
+    assert route(manager, activity(6, "o1", "p2")) == 0
+    apply_membership_change(index, membership_event(7, "delete", "m1", "p1"))  # still an org member
+    assert sub.closed
+    data = sub.take_all()
+    assert data is not None
+    assert b"no longer have access to this project" in data
+
+
+def test_a_permission_function_narrows_every_delivery() -> None:
+    manager: SubscriberManager[Subscriber] = SubscriberManager()
+    sub = MemberSubscriber(
+        user_id="u1",
+        session_id="s1",
+        organization_id="o1",
+        system_admin=True,
+        memberships={},
+        entity_types=TYPES,
+        cursor=0,
+        max_queued=100,
+        permission=lambda access, a: a.entity_id != "e6",
+    )
+    sub.go_live()
+    manager.register(sub)
+    assert route(manager, activity(5, "o1", None)) == 1
+    assert route(manager, activity(6, "o1", None)) == 0
+
+
+def test_a_router_returning_a_value_is_not_awaited(caplog: pytest.LogCaptureFixture) -> None:
+    from syncstream.activities.bus import ActivityBus
+
+    bus = ActivityBus()
+    bus.on("attachment.created", lambda a: 3)  # e.g. a lambda around a route_* function
+    bus.emit("attachment.created", activity(1, "o1", None))
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

@@ -1,0 +1,227 @@
+"""Opening a stream of one slice of the log: public, an organization, or one project.
+
+A stream type is a route that decides *which* slice a request may open (authenticate,
+authorise, 404) and returns a :class:`StreamSlice`; :func:`open_slice` does the rest,
+the same way for every type: parameters (400), cursor (409 ``must_refetch``), JSON
+page or SSE, registration before catch-up, the membership snapshot loaded once
+registered with its events held meanwhile, catch-up filtered in SQL by organization,
+types and readable projects, and the lifecycle that ends or narrows the stream.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import cast
+
+from sqlalchemy import Select, and_, bindparam, func, literal, select
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import compile_path
+
+from syncstream import problems
+from syncstream._access import MemberSubscriber, Permission, PublicSubscriber
+from syncstream.activities import log
+from syncstream.activities.model import Activity
+from syncstream.auth.sessions import Caller
+from syncstream.db.schema import Activity as ActivityRow
+from syncstream.db.schema import Membership, Project
+from syncstream.modules.common import load_visible_org
+from syncstream.modules.streaming import json_page, open_sse, parse_params, resolve_offset
+from syncstream.permissions import Grant, Role, read_scope
+from syncstream.runtime import Runtime
+from syncstream.stream.cursor import Resolved, resolve
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSlice:
+    """The part of the log one stream request may open. Made by
+    :meth:`StreamSlice.public` or ``Syncstream.organization_slice`` (which checks access)."""
+
+    organization_id: str | None
+    project_id: str | None
+    caller: Caller | None
+
+    @classmethod
+    def public(cls) -> StreamSlice:
+        """Every public entity type: anyone may open it."""
+        return cls(None, None, None)
+
+
+class StreamPaths:
+    """The explicit stream marker: the path templates of the stream routes, which
+    ``StreamMiddleware`` gates (at most so many opening at once) and runs outside the
+    framework's stack."""
+
+    __slots__ = ("_patterns",)
+
+    def __init__(self) -> None:
+        self._patterns: list[re.Pattern[str]] = []
+
+    def add(self, path: str) -> None:
+        self._patterns.append(compile_path(path)[0])
+
+    def __call__(self, path: str) -> bool:
+        return any(p.match(path) for p in self._patterns)
+
+
+def _memberships_query() -> Select[int, str, str | None, str]:
+    """The user's memberships in an org with the log position, as one statement.
+
+    One statement is one snapshot on every database, and one round trip to the
+    driver's thread instead of four (BEGIN, two reads, COMMIT); the outer join from a
+    one-row select yields the position even without any membership. Built once, with
+    bound parameters, so SQLAlchemy does not rebuild and re-key it on every open.
+    """
+    position = select(func.coalesce(func.max(ActivityRow.id), 0)).scalar_subquery()
+    one = select(literal(1).label("one")).subquery()
+    mine = and_(Membership.user_id == bindparam("user_id"), Membership.organization_id == bindparam("org_id"))
+    return select(position, Membership.id, Membership.project_id, Membership.role).select_from(
+        one.outerjoin(Membership, mine)
+    )
+
+
+_MEMBERSHIPS = _memberships_query()
+_PROJECT_OWNER = select(Project.organization_id).where(Project.id == bindparam("id"))
+
+
+async def load_memberships(
+    runtime: Runtime, user_id: str, organization_id: str
+) -> tuple[dict[str, Grant], int]:
+    """The user's memberships in the org and the log position they were read at: later
+    membership events apply on top, earlier ones are in it."""
+    async with runtime.database.reader.connect() as conn:
+        rows = (await conn.execute(_MEMBERSHIPS, {"user_id": user_id, "org_id": organization_id})).all()
+    grants = {
+        mid: Grant(organization_id, project, cast(Role, role))
+        for _, mid, project, role in rows
+        if mid is not None
+    }
+    return grants, int(rows[0][0])
+
+
+async def organization_slice(
+    runtime: Runtime, caller: Caller, organization: str, project_id: str | None = None
+) -> StreamSlice:
+    """The slice of an organization (ID or slug) or of one of its projects, if ``caller``
+    may read it; 404 otherwise (the same as for one that does not exist)."""
+    found = await load_visible_org(runtime, caller, organization)
+    if project_id is not None:
+        async with runtime.database.reader.connect() as conn:
+            owner = await conn.scalar(_PROJECT_OWNER, {"id": project_id})
+        scope = read_scope(caller.access, found.id)
+        if owner != found.id or scope is None or not scope.allows(project_id):
+            raise problems.not_found(f"project {project_id!r} not found")
+    return StreamSlice(found.id, project_id, caller)
+
+
+async def open_slice(
+    runtime: Runtime,
+    request: Request,
+    where: StreamSlice,
+    *,
+    types: Collection[str],
+    stream: str,
+    permission: Permission | None = None,
+) -> Response:
+    """The stream response of ``where``: one JSON page, or SSE with ``live=sse``."""
+    if where.organization_id is None:
+        return await _open_public(runtime, request, frozenset(types), stream)
+    if where.caller is None:
+        raise problems.unauthorized()
+    return await _open_member(runtime, request, where, frozenset(types), stream, permission)
+
+
+async def _open_public(runtime: Runtime, request: Request, types: frozenset[str], stream: str) -> Response:
+    params = parse_params(request, types)
+    resolved = await resolve_offset(runtime, params.offset)
+    sub = PublicSubscriber(
+        entity_types=params.entity_types if params.entity_types is not None else types,
+        cursor=resolved.after,
+        max_queued=runtime.settings.slow_consumer_messages,
+    )
+
+    async def read_after(after: int, limit: int) -> list[Activity]:
+        async with runtime.database.reader.connect() as conn:
+            return await log.read_after(conn, after, limit=limit, entity_types=sub.entity_types)
+
+    if not params.live:
+        return await json_page(runtime, read_after, sub.accepts, resolved, params.limit)
+    return open_sse(runtime, sub, stream=stream, read_after=read_after, accept=sub.accepts, resolved=resolved)
+
+
+async def _open_member(
+    runtime: Runtime,
+    request: Request,
+    where: StreamSlice,
+    types: frozenset[str],
+    stream: str,
+    permission: Permission | None,
+) -> Response:
+    caller = where.caller
+    organization_id = where.organization_id
+    assert caller is not None
+    assert organization_id is not None
+    params = parse_params(request, types)
+    # A live stream from "now" (the usual) takes "now" from its memberships read, made
+    # once registered: the same snapshot, and one read fewer per open.
+    now_at_prepare = params.live and params.offset.kind == "now"
+    resolved = None if now_at_prepare else await resolve_offset(runtime, params.offset)
+    # A JSON page reads the memberships now; a live stream once registered (prepare),
+    # as the subscriber that live membership events keep current from then on.
+    memberships = None
+    if not params.live:
+        memberships = (await load_memberships(runtime, caller.user_id, organization_id))[0]
+    sub = MemberSubscriber(
+        user_id=caller.user_id,
+        session_id=caller.session_id,
+        organization_id=organization_id,
+        project_id=where.project_id,
+        system_admin=caller.system_admin,
+        memberships=memberships,
+        entity_types=params.entity_types if params.entity_types is not None else types,
+        cursor=0 if resolved is None else resolved.after,  # moved by prepare for "now"
+        max_queued=runtime.settings.slow_consumer_messages,
+        permission=permission,
+    )
+
+    async def read_after(after: int, limit: int) -> list[Activity]:
+        if sub.scope is None:
+            return []
+        async with runtime.database.reader.connect() as conn:
+            return await log.read_after(
+                conn,
+                after,
+                limit=limit,
+                organization_id=organization_id,
+                entity_types=sub.entity_types,
+                scope=sub.scope,
+            )
+
+    async def reload_memberships() -> Resolved | None:
+        # Registered by now: every membership event after this read reaches the
+        # subscriber, and the version makes it skip those the read already contains.
+        # Nothing is live before catch-up ends, so moving the cursor here drops only
+        # held deliveries at or below "now".
+        grants, position = await load_memberships(runtime, caller.user_id, organization_id)
+        now = resolve(params.offset, newest=position, pruned_through=0) if now_at_prepare else None
+        if now is not None:
+            sub.cursor = now.after
+        sub.reset_memberships(grants, position)
+        if sub.scope is None:
+            sub.forbid()
+        return now
+
+    if not params.live:
+        assert resolved is not None  # only a live stream resolves "now" late
+        return await json_page(runtime, read_after, sub.accepts, resolved, params.limit)
+    return open_sse(
+        runtime,
+        sub,
+        stream=stream,
+        read_after=read_after,
+        accept=sub.accepts,
+        resolved=resolved,
+        prepare=reload_memberships,
+    )
