@@ -16,7 +16,7 @@ from typing import Any, TypeVar, get_type_hints
 
 from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy import Table
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
@@ -209,6 +209,11 @@ class Syncstream:
         syncstream's own write path (SQLite's writer thread, group commit); record with
         ``tx.record(entity.activity(...))``."""
         return await self.runtime.writer.run(work)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The database's write engine (on SQLite: one connection, ``BEGIN IMMEDIATE``)."""
+        return self.runtime.database.writer
 
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A FastAPI dependency: an ``AsyncSession`` on the database's write engine."""

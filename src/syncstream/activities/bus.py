@@ -36,6 +36,9 @@ class ActivityBus:
         """Make ``events`` known (the events of a declared entity type)."""
         self._known.update(events)
 
+    def knows(self, event: str) -> bool:
+        return event in self._known
+
     def _check(self, event: str) -> None:
         if event not in self._known:
             raise UnknownEventError(f"unknown event {event!r}; known: {', '.join(sorted(self._known))}")

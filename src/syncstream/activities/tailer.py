@@ -105,9 +105,13 @@ class LogTailer:
         while True:
             async with self.database.reader.connect() as conn:
                 batch = await log.read_after(conn, self.position, limit=self.batch_size)
+            bus = self.bus
             for activity in batch:
                 self.position = activity.id
-                self.bus.emit(activity.type, activity)
+                # A type this process does not know (declared by another application on
+                # the same database, or by a newer release mid-deploy) has no listener here.
+                if bus.knows(activity.type):
+                    bus.emit(activity.type, activity)
             if batch:
                 async with self._advanced:
                     self._advanced.notify_all()

@@ -94,7 +94,8 @@ def _no_streams(_path: str) -> bool:
 #: rest is the framework's, kept alive by the server's request cycle for as long as a
 #: deferred stream runs unless dropped.
 _SERVER_SCOPE_KEYS: tuple[str, ...] = ("type", "asgi", "http_version", "server", "client", "scheme")
-_SERVER_SCOPE_KEYS += ("method", "root_path", "path", "query_string")
+_SERVER_SCOPE_KEYS += ("method", "root_path", "path", "raw_path", "query_string")
+# (uvicorn's access log, on by default, reads ``raw_path`` when the response starts.)
 
 
 def _release_framework(scope: Scope) -> None:
