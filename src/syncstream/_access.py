@@ -54,6 +54,8 @@ class SliceSubscriber(Subscriber):
 
 
 class PublicSubscriber(SliceSubscriber):
+    """A stream of public entity types: anyone may open it, every change is for everyone."""
+
     __slots__ = ()
 
     def __init__(self, *, entity_types: frozenset[str], cursor: int, max_queued: int) -> None:
@@ -249,11 +251,13 @@ def apply_membership(sub: MemberSubscriber, activity: Activity) -> None:
 
 
 def end_organization_streams(index: AccessIndex, activity: Activity) -> None:
+    """``organization.deleted``: every stream of that organization ends (``forbidden``)."""
     for sub in index.in_organization(activity.entity_id):
         sub.forbid("This organization was deleted.")
 
 
 def end_session_streams(index: AccessIndex, activity: Activity) -> None:
+    """``session.revoked`` (sign-out): the streams opened with that session end (``forbidden``)."""
     for sub in index.all():
         if sub.session_id == activity.entity_id:
             sub.forbid("This session was signed out.")

@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from syncstream import _entities
 from syncstream._access import (
     AccessIndex,
     Permission,
@@ -29,11 +28,13 @@ from syncstream._access import (
     end_session_streams,
     route,
 )
-from syncstream._entities import EntityType, Scope, Shape, TxMeta
+from syncstream._entities import EntityType, Scope, Shape, TxMeta, check_name, ring_later, set_context, track
+from syncstream._entities import record as record_change
 from syncstream._streams import StreamPaths, StreamSlice, open_slice, organization_slice
 from syncstream.activities.model import Action, Activity
 from syncstream.activities.transports.base import redact_url
 from syncstream.activities.writer import WriteTransaction
+from syncstream.auth import passwords
 from syncstream.auth.sessions import Caller
 from syncstream.config import Settings
 from syncstream.db.migrate import upgrade
@@ -89,7 +90,7 @@ class Syncstream:
         self.router = APIRouter(tags=["streams"])
         #: The explicit stream marker, for ``StreamMiddleware``.
         self.stream_paths = StreamPaths()
-        self._hook = _entities.ring_later(self._committed)
+        self._hook = ring_later(self._committed)
         if organization_stream is not None:
             self._organization_stream(organization_stream)
 
@@ -105,7 +106,11 @@ class Syncstream:
     def runtime(self) -> Runtime:
         """The running parts (database, bus, tailer, subscribers), built on first use."""
         if self._runtime is None:
-            runtime = build_runtime(self.settings)
+            settings = self.settings
+            passwords.configure(
+                time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib
+            )
+            runtime = build_runtime(settings)
             wire_read_caches(runtime)
             access = runtime.access
             for event, apply in _LIFECYCLE.items():
@@ -144,7 +149,7 @@ class Syncstream:
             raise ValueError(f"entity type {entity.name!r} is declared already")
         self.entities[entity.name] = entity
         if auto and entity.model is not None:
-            _entities.track(entity.model, entity, self._hook)
+            track(entity.model, entity, self._hook)
         if self._runtime is not None:
             self._wire(entity)
         return entity
@@ -170,7 +175,7 @@ class Syncstream:
     ) -> None:
         """Who writes in ``session``, and the client's ``tx`` to echo: the activities it
         records from now on (until commit) carry them."""
-        _entities.set_context(session, user_id=user_id, tx=tx)
+        set_context(session, user_id=user_id, tx=tx)
 
     def record(
         self,
@@ -186,7 +191,7 @@ class Syncstream:
     ) -> int:
         """Record one change of ``row`` in ``session``'s transaction, explicitly (a Core
         write, or a model declared with ``auto=False``); returns the activity ID."""
-        return _entities.record(
+        return record_change(
             session,
             self._entity(entity),
             action,
@@ -332,12 +337,16 @@ class Syncstream:
         from syncstream.errors import install_error_handlers
         from syncstream.modules.memberships.routes import router as memberships
         from syncstream.modules.organizations.routes import router as organizations
+        from syncstream.modules.users.rate_limit import SignInLimiter
         from syncstream.modules.users.routes import router as users
 
         app.state.runtime = self.runtime
         install_error_handlers(app)
         app.include_router(self.router)
         if identity:
+            settings = self.settings
+            limiter = SignInLimiter(settings.sign_in_attempts, settings.sign_in_window_seconds)
+            app.state.sign_in_limiter = limiter
             for router in (users, organizations, memberships):
                 app.include_router(router)
         if self.caller_dependency is not None:
@@ -361,7 +370,7 @@ def entity_type(
 ) -> EntityType:
     """An entity type, not yet declared anywhere (see :meth:`Syncstream.add`): ``name``
     (lowercase, the stream's ``entityType``), its model or table, scope and JSON shape."""
-    _entities.check_name(name)
+    check_name(name)
     table = model if isinstance(model, Table) else model.__table__
     return EntityType(
         name=name,

@@ -10,7 +10,6 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from syncstream import Syncstream
-from syncstream.auth import passwords
 from syncstream.config import Settings
 from syncstream.console import router as console_router
 from syncstream.errors import install_error_handlers
@@ -39,7 +38,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The standalone server: syncstream's own domain (attachments, pages, both streams),
     built on the same public API an application uses (:class:`syncstream.Syncstream`)."""
     settings = settings or Settings.from_env()
-    passwords.configure(time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib)
     sync = Syncstream(settings)
     # Built-in routes record explicitly (Core inserts on the hot path), hence auto=False.
     sync.add(ATTACHMENT, auto=False)

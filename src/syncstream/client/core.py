@@ -15,7 +15,7 @@ from syncstream.client.backoff import Backoff
 from syncstream.client.cursors import CursorStore
 from syncstream.client.errors import ProblemError, ProtocolError
 from syncstream.client.events import StreamEvent
-from syncstream.client.follow import Follower, MustRefetchCallback, _Transient
+from syncstream.client.follow import Follower, MustRefetchCallback, TransientRefusal
 from syncstream.client.refusals import problem_from_response
 from syncstream.client.subscription import Subscription, only_changes
 from syncstream.stream.messages import JsonPage, StreamMessage
@@ -200,7 +200,7 @@ class SyncClient:
         if response.status_code != 200:
             try:
                 await follower._refused(response)
-            except _Transient as exc:
+            except TransientRefusal as exc:
                 raise ProblemError(str(exc.problem), problem=exc.problem, url=str(request.url)) from None
             raise ProtocolError(f"unexpected answer {problem_from_response(response)}", url=str(request.url))
         try:

@@ -89,7 +89,7 @@ def _is_newer(candidate: str, cursor: str | None) -> bool:
     return cursor is None or int(candidate) > int(cursor)
 
 
-class _Transient(Exception):
+class TransientRefusal(Exception):
     """Internal: a refusal worth retrying (429/5xx), with the server's ``Retry-After``."""
 
     def __init__(self, problem: Problem, retry_after: float | None) -> None:
@@ -221,7 +221,7 @@ class Follower:
                             if self._reconnect.is_set():
                                 reason, reconnect_now = "reconnect requested", True
                                 break
-                except _Transient as exc:
+                except TransientRefusal as exc:
                     problem, retry_after, reason = exc.problem, exc.retry_after, str(exc.problem)
                 except httpx.TransportError as exc:
                     network_error = exc
@@ -266,7 +266,7 @@ class Follower:
                         failures = 0
                         continue
                     page = JsonPage.model_validate_json(response.content)
-                except _Transient as exc:
+                except TransientRefusal as exc:
                     failures += 1
                     await self._wait(failures, str(exc.problem), exc.retry_after)
                     continue
@@ -350,7 +350,7 @@ class Follower:
         return self.http.build_request("GET", self.url.copy_with(params=params), headers=headers)
 
     async def _refused(self, response: httpx.Response) -> bool:
-        """Classify a non-200 answer: raise what is fatal, raise :class:`_Transient` for what is worth
+        """Classify a non-200 answer: raise what is fatal, raise :class:`TransientRefusal` for what is worth
         retrying, and return True when ``must_refetch`` was handled (restart from ``-1`` at once)."""
         problem = problem_from_response(response)
         status = response.status_code
@@ -359,7 +359,7 @@ class Follower:
             await self._must_refetch(problem, url)
             return True
         if status in _TRANSIENT_STATUSES:
-            raise _Transient(problem, retry_after_seconds(response.headers.get("retry-after")))
+            raise TransientRefusal(problem, retry_after_seconds(response.headers.get("retry-after")))
         error_type: type[ProblemError] = {
             400: BadRequest,
             401: Unauthorized,

@@ -1,0 +1,177 @@
+"""Declared entity types record their activities in the writing transaction, explicitly and
+through SQLAlchemy's session events, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import String, insert, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from databases import create_postgres_database, drop_postgres_database
+from syncstream import Activity, Settings, Syncstream, in_project, public
+from syncstream.db.migrate import upgrade
+from syncstream.db.schema import Activity as ActivityRow
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Note(Base):
+    __tablename__ = "notes"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(String(32))
+    project_id: Mapped[str | None] = mapped_column(String(32))
+    body_text: Mapped[str] = mapped_column(String(200))
+    revision: Mapped[int] = mapped_column(default=0)
+
+
+class Notice(Base):
+    __tablename__ = "notices"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+
+
+def note_json(n: Note) -> dict[str, Any]:
+    return {"id": n.id, "bodyText": n.body_text}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def sync(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Syncstream]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'entities.db'}"
+    else:
+        url = await create_postgres_database()
+    instance = Syncstream(Settings(database_url=url), organization_stream=None)
+    instance.entity("note", Note, scope=in_project(), shape=note_json, untracked=["revision"])
+    instance.entity("notice", Notice, scope=public(), shape=lambda n: {"id": n.id, "title": n.title})
+    await upgrade(instance.runtime.database)
+    async with instance.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    await instance.runtime.tailer.start()
+    yield instance
+    await instance.runtime.tailer.stop()
+    await instance.runtime.database.dispose()
+    if request.param == "postgresql":
+        await drop_postgres_database(url)
+
+
+async def log_rows(sync: Syncstream) -> list[Any]:
+    async with sync.runtime.database.reader.connect() as conn:
+        return list(await conn.execute(select(ActivityRow).order_by(ActivityRow.id)))
+
+
+TX = {"transactionId": "t-1", "sourceId": "tab-1", "changedField": None}
+
+
+async def test_orm_writes_record_their_activities_in_the_same_transaction(sync: Syncstream) -> None:
+    async with AsyncSession(sync.engine, expire_on_commit=False) as session:
+        sync.context(session, user_id="u1", tx=TX)
+        note = Note(id="n1", organization_id="o1", project_id="p1", body_text="hello")
+        session.add(note)
+        await session.commit()
+        note.revision += 1  # untracked alone: no change
+        await session.commit()
+        note.body_text = "hello"  # the same value: no change
+        await session.commit()
+        note.body_text = "bye"
+        note.revision += 1
+        await session.commit()
+        await session.delete(note)
+        await session.commit()
+    rows = await log_rows(sync)
+    assert [(r.type, r.changed_keys) for r in rows] == [
+        ("note.created", None),
+        ("note.updated", '["bodyText"]'),
+        ("note.deleted", None),
+    ]
+    created, updated, deleted = rows
+    assert (created.organization_id, created.project_id, created.user_id) == ("o1", "p1", "u1")
+    assert orjson.loads(created.tx) == TX  # the context lasts until the commit: later ones carry none
+    assert created.idempotency_key == "u1:o1:note:t-1"
+    assert updated.tx is None
+    assert orjson.loads(updated.data) == {"id": "n1", "bodyText": "bye"}
+    assert orjson.loads(deleted.data) == {"id": "n1", "bodyText": "bye"}  # as it stood before
+
+
+async def test_a_rolled_back_write_records_nothing_and_a_repeated_create_fails_whole(
+    sync: Syncstream,
+) -> None:
+    async with AsyncSession(sync.engine) as session:
+        session.add(Note(id="n2", organization_id="o1", project_id=None, body_text="x"))
+        await session.flush()  # the activity is written with the row...
+        await session.rollback()  # ...and goes with it
+        sync.context(session, user_id="u1", tx=TX)
+        session.add(Note(id="n3", organization_id="o1", project_id=None, body_text="x"))
+        await session.commit()
+        sync.context(session, user_id="u1", tx=TX)  # the same transactionId again
+        session.add(Note(id="n4", organization_id="o1", project_id=None, body_text="x"))
+        with pytest.raises(IntegrityError):
+            await session.commit()
+        await session.rollback()
+        assert await session.get(Note, "n4") is None  # the row went with its activity
+    assert [r.entity_id for r in await log_rows(sync)] == ["n3"]
+    assert await sync.created_by("note", "u1", "o1", "t-1") == "n3"
+
+
+async def test_explicit_records_for_core_writes_and_public_types_never_keep_tx(sync: Syncstream) -> None:
+    row = {"id": "c1", "title": "Core"}
+
+    def write(session: Session) -> int:
+        session.execute(insert(Notice).values(row))
+        return sync.record(session, "notice", "create", Notice(**row), user_id="u1", tx=TX)
+
+    async with AsyncSession(sync.engine) as session:
+        activity_id = await session.run_sync(write)
+        await session.commit()
+    (found,) = await log_rows(sync)
+    assert (found.id, found.type, found.tx) == (activity_id, "notice.created", None)
+    assert found.idempotency_key == "u1:-:notice:t-1"  # replay still happens once
+
+
+async def test_the_commit_rings_the_bus_at_once(sync: Syncstream) -> None:
+    seen: asyncio.Queue[Activity] = asyncio.Queue()
+    sync.runtime.bus.on("note.created", seen.put_nowait)
+    async with AsyncSession(sync.engine) as session:
+        session.add(Note(id="n5", organization_id="o1", project_id=None, body_text="x"))
+        await session.commit()
+    # The poll interval is a second; the doorbell rung after commit wakes the tailer at once.
+    activity = await asyncio.wait_for(seen.get(), 10)
+    assert activity.entity_id == "n5"
+
+
+async def test_postgres_orders_orm_writes_by_the_advisory_lock(sync: Syncstream) -> None:
+    if sync.runtime.database.dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+    first = AsyncSession(sync.engine)
+    first.add(Note(id="a", organization_id="o1", project_id=None, body_text="first"))
+    await first.flush()  # holds the ordering lock until it commits
+
+    async def second() -> None:
+        async with AsyncSession(sync.engine) as session:
+            session.add(Note(id="b", organization_id="o1", project_id=None, body_text="second"))
+            await session.commit()
+
+    waiting = asyncio.create_task(second())
+    async with asyncio.timeout(30):
+        while True:  # until the second write waits on the lock (an observable state, not a sleep)
+            async with sync.runtime.database.reader.connect() as conn:
+                query = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                if await conn.scalar(text(query)):
+                    break
+            await asyncio.sleep(0.01)
+    assert not waiting.done()
+    await first.commit()
+    await first.close()
+    await asyncio.wait_for(waiting, 30)
+    assert [r.entity_id for r in await log_rows(sync)] == ["a", "b"]
