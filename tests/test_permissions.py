@@ -32,11 +32,11 @@ ORG_AND_PROJECT_MEMBER = Access("both", False, (Grant(ORG, None, "member"), Gran
 OUTSIDER = Access("outsider", False, (Grant(OTHER_ORG, None, "admin"),))
 ANONYMOUS = Access.anonymous()
 
-UNSCOPED = Entity("attachment", ORG, None)
-IN_P1 = Entity("attachment", ORG, P1)
-IN_P2 = Entity("attachment", ORG, P2)
-ELSEWHERE = Entity("attachment", OTHER_ORG, None)
-PAGE = Entity("page")
+UNSCOPED = Entity(ORG, None)
+IN_P1 = Entity(ORG, P1)
+IN_P2 = Entity(ORG, P2)
+ELSEWHERE = Entity(OTHER_ORG, None)
+PAGE = Entity(public=True)
 
 #: caller → the attachments of ORG it may read (and so write).
 READABLE = {
@@ -73,9 +73,9 @@ def test_pages_are_public_to_read_and_written_by_system_admins(who: str) -> None
     assert is_allowed(access, "write", PAGE) is (who == "system admin")
 
 
-def test_unknown_types_and_org_less_attachments_are_denied() -> None:
-    assert not is_allowed(SYSTEM_ADMIN, "read", Entity("secret", ORG, None))
-    assert not is_allowed(ORG_ADMIN, "read", Entity("attachment", None, None))
+def test_entities_neither_public_nor_in_an_organization_are_denied() -> None:
+    assert not is_allowed(SYSTEM_ADMIN, "write", Entity(None, None))
+    assert not is_allowed(ORG_ADMIN, "read", Entity(None, None))
 
 
 def test_membership_predicates() -> None:
@@ -123,19 +123,19 @@ accesses = st.builds(
     st.booleans(),
     st.lists(grants, max_size=5).map(tuple),
 )
-attachments = st.builds(Entity, st.just("attachment"), st.one_of(st.none(), orgs), projects)
-entities = st.one_of(attachments, st.just(PAGE), st.builds(Entity, st.text(max_size=8), orgs, projects))
+attachments = st.builds(Entity, st.one_of(st.none(), orgs), projects)
+entities = st.one_of(attachments, st.just(PAGE))
 
 
 @given(accesses, attachments)
-def test_attachment_write_is_read(access: Access, entity: Entity) -> None:
+def test_organization_entity_write_is_read(access: Access, entity: Entity) -> None:
     assert is_allowed(access, "write", entity) == is_allowed(access, "read", entity)
 
 
 @given(accesses, orgs, projects)
 def test_read_scope_agrees_with_is_allowed(access: Access, org: str, project: str | None) -> None:
     scope = read_scope(access, org)
-    allowed = is_allowed(access, "read", Entity("attachment", org, project))
+    allowed = is_allowed(access, "read", Entity(org, project))
     assert (scope is not None and scope.allows(project)) == allowed
 
 
@@ -145,12 +145,11 @@ def test_a_scope_exists_exactly_for_members(access: Access, org: str) -> None:
 
 
 @given(st.lists(grants, max_size=5).map(tuple), entities, st.sampled_from(["read", "write"]))
-def test_system_admin_may_do_everything_with_known_types(
+def test_system_admin_may_do_everything_that_lives_somewhere(
     grant_list: tuple[Grant, ...], entity: Entity, action: str
 ) -> None:
     access = Access("root", True, grant_list)
-    known = entity.entity_type in ("attachment", "page")
-    expected = known and (entity.entity_type == "page" or entity.organization_id is not None)
+    expected = entity.public or entity.organization_id is not None
     assert is_allowed(access, action, entity) == expected  # type: ignore[arg-type]
 
 

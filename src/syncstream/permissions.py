@@ -14,11 +14,6 @@ from typing import Literal
 Role = Literal["admin", "member"]
 Action = Literal["read", "write"]
 
-#: Entity types that live inside an organization (and maybe a project).
-ORG_SCOPED_TYPES: frozenset[str] = frozenset({"attachment"})
-#: Entity types everyone may read and only system admins may write.
-PUBLIC_TYPES: frozenset[str] = frozenset({"page"})
-
 
 @dataclass(frozen=True, slots=True)
 class Grant:
@@ -44,11 +39,13 @@ class Access:
 
 @dataclass(frozen=True, slots=True)
 class Entity:
-    """What the rules need to know about a thing: its type and where it lives."""
+    """What the rules need to know about a thing: where it lives (an organization, maybe
+    one of its projects), or that it is public. Types are the application's to declare
+    (``Syncstream.entity``); the rules here know none of them."""
 
-    entity_type: str
     organization_id: str | None = None
     project_id: str | None = None
+    public: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,18 +105,16 @@ def is_org_admin(access: Access, organization_id: str) -> bool:
 def is_allowed(access: Access, action: Action, entity: Entity) -> bool:
     """The contract's read/write rules for one entity.
 
-    Org-scoped entities: readable by whoever's :func:`read_scope` covers their project,
-    and writable by exactly the same people. Public entities (pages): readable by all,
-    writable by system admins.
+    Entities of an organization: readable by whoever's :func:`read_scope` covers their
+    project, and writable by exactly the same people. Public entities: readable by all,
+    writable by system admins. Anything else (no organization, not public): nobody.
     """
-    if entity.entity_type in PUBLIC_TYPES:
+    if entity.public:
         return action == "read" or access.system_admin
-    if entity.entity_type in ORG_SCOPED_TYPES:
-        if entity.organization_id is None:
-            return False
-        scope = read_scope(access, entity.organization_id)
-        return scope is not None and scope.allows(entity.project_id)
-    return False
+    if entity.organization_id is None:
+        return False
+    scope = read_scope(access, entity.organization_id)
+    return scope is not None and scope.allows(entity.project_id)
 
 
 def readable_projects(access: Access, organization_id: str, all_projects: Iterable[str]) -> list[str]:

@@ -39,10 +39,26 @@ class Runtime:
     closing: bool = False
 
 
+#: The identity layer's events (memberships, organizations, sign-out). They ride in the
+#: log so every process applies them in log order (a membership change takes effect
+#: before the next activity is routed), but no stream sends them to a client.
+IDENTITY_EVENTS = frozenset(
+    {
+        "membership.created",
+        "membership.updated",
+        "membership.deleted",
+        "organization.deleted",
+        "session.revoked",
+    }
+)
+
+
 def build_runtime(settings: Settings) -> Runtime:
+    """The running parts of one process; the bus knows the identity events, and each
+    declared entity type adds its own."""
     database = Database.connect(settings.database_url, pool_size=settings.database_pool_size, serial=True)
     doorbell = doorbell_from_url(settings.bus_url)
-    bus = ActivityBus()
+    bus = ActivityBus(IDENTITY_EVENTS)
     subscribers: SubscriberManager[Subscriber] = SubscriberManager()
     return Runtime(
         settings=settings,

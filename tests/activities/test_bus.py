@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import pytest
 
 from syncstream.activities.bus import ActivityBus, UnknownEventError
-from syncstream.activities.model import KNOWN_EVENTS, Activity
+from syncstream.activities.model import Activity
+from syncstream.app import create_app
+from syncstream.config import Settings
 
 
 def activity(activity_id: int = 1, event: str = "attachment.created") -> Activity:
@@ -29,15 +32,20 @@ def activity(activity_id: int = 1, event: str = "attachment.created") -> Activit
     )
 
 
-def test_known_events_cover_every_streamed_change() -> None:
-    for entity_type in ("attachment", "page", "membership"):
-        for verb in ("created", "updated", "deleted"):
-            assert f"{entity_type}.{verb}" in KNOWN_EVENTS
-    assert {"organization.deleted", "session.revoked"} <= KNOWN_EVENTS
+EVENTS = frozenset(
+    {f"{t}.{v}" for t in ("attachment", "page", "membership") for v in ("created", "updated", "deleted")}
+    | {"organization.deleted", "session.revoked"}
+)
+
+
+def test_the_server_knows_every_declared_change_and_identity_event(tmp_path: Path) -> None:
+    bus = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'bus.db'}")).state.runtime.bus
+    assert all(bus.knows(event) for event in EVENTS)
+    assert not bus.knows("task.created")
 
 
 def test_handlers_run_in_registration_order_for_their_event_only() -> None:
-    bus = ActivityBus()
+    bus = ActivityBus(EVENTS)
     calls: list[tuple[str, int]] = []
     bus.on("attachment.created", lambda a: calls.append(("first", a.id)))
     bus.on("attachment.created", lambda a: calls.append(("second", a.id)))
@@ -48,7 +56,7 @@ def test_handlers_run_in_registration_order_for_their_event_only() -> None:
 
 
 def test_on_any_hears_every_event_after_the_named_handlers() -> None:
-    bus = ActivityBus()
+    bus = ActivityBus(EVENTS)
     calls: list[str] = []
     remove = bus.on_any(lambda a: calls.append(f"any:{a.type}"))
     bus.on("page.updated", lambda a: calls.append("named"))
@@ -63,7 +71,7 @@ def test_on_any_hears_every_event_after_the_named_handlers() -> None:
 
 
 def test_once_runs_a_single_time() -> None:
-    bus = ActivityBus()
+    bus = ActivityBus(EVENTS)
     seen: list[int] = []
     bus.once("attachment.deleted", lambda a: seen.append(a.id))
     for n in (1, 2, 3):
@@ -73,7 +81,7 @@ def test_once_runs_a_single_time() -> None:
 
 
 def test_off_and_the_returned_remover_detach_a_handler() -> None:
-    bus = ActivityBus()
+    bus = ActivityBus(EVENTS)
     seen: list[str] = []
 
     def a(_: Activity) -> None:
@@ -95,7 +103,7 @@ def test_off_and_the_returned_remover_detach_a_handler() -> None:
 
 @pytest.mark.parametrize("event", ["attachment.exploded", "", "attachment", "user.created"])
 def test_unknown_event_names_are_rejected(event: str) -> None:
-    bus = ActivityBus()
+    bus = ActivityBus(EVENTS)
     with pytest.raises(UnknownEventError, match="unknown event"):
         bus.on(event, lambda a: None)
     with pytest.raises(UnknownEventError):
@@ -106,7 +114,7 @@ def test_unknown_event_names_are_rejected(event: str) -> None:
 
 
 def test_a_failing_handler_is_logged_and_the_others_still_run(caplog: pytest.LogCaptureFixture) -> None:
-    bus = ActivityBus()
+    bus = ActivityBus(EVENTS)
     seen: list[str] = []
 
     def broken(_: Activity) -> None:
@@ -126,7 +134,7 @@ def test_a_failing_handler_is_logged_and_the_others_still_run(caplog: pytest.Log
 
 
 async def test_async_handlers_run() -> None:
-    bus = ActivityBus()
+    bus = ActivityBus(EVENTS)
     done = asyncio.Event()
     seen: list[int] = []
 
@@ -142,7 +150,7 @@ async def test_async_handlers_run() -> None:
 
 async def test_a_failing_async_handler_is_logged() -> None:
     """Logged when the task fails, which no sleep could time: a handler tells us."""
-    bus = ActivityBus()
+    bus = ActivityBus(EVENTS)
     ran = asyncio.Event()
     failed = asyncio.get_running_loop().create_future()
 

@@ -4,6 +4,7 @@ docs import nothing from a private module."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +84,10 @@ def test_no_module_imports_another_modules_private_names() -> None:
     for path in (ROOT / "src" / "syncstream").rglob("*.py"):
         for name in imports(path):
             assert not name.rpartition(".")[2].startswith("_"), f"{path} imports {name}"
+
+
+def test_the_core_rules_and_the_activity_model_name_no_entity_type() -> None:
+    for relative in ("permissions.py", "activities/model.py", "activities/bus.py", "activities/log.py"):
+        source = (ROOT / "src" / "syncstream" / relative).read_text()
+        named = re.search(r"attachment|[\"']page[\"']|\bpage\.|PUBLIC_TYPES|ORG_SCOPED_TYPES", source, re.I)
+        assert named is None, (relative, named)

@@ -73,7 +73,7 @@ def test_filter_is_the_permission_rule(
     memberships = {f"m{i}": g for i, g in enumerate(user_grants)}
     sub = subscriber(sub_org, memberships, admin)
     access = Access("u1", admin, tuple(g for g in user_grants if g.organization_id == sub_org))
-    expected = act_org == sub_org and is_allowed(access, "read", Entity("attachment", act_org, project))
+    expected = act_org == sub_org and is_allowed(access, "read", Entity(act_org, project))
     assert sub.accepts(activity(1, act_org, project)) is expected
 
 
@@ -170,7 +170,7 @@ def test_a_project_stream_sees_its_project_and_only_while_readable(
 ) -> None:
     sub = subscriber("o1", {f"m{i}": g for i, g in enumerate(user_grants)}, admin, project=stream_project)
     access = Access("u1", admin, tuple(g for g in user_grants if g.organization_id == "o1"))
-    readable = is_allowed(access, "read", Entity("attachment", "o1", stream_project))
+    readable = is_allowed(access, "read", Entity("o1", stream_project))
     assert (sub.scope is not None) is readable
     assert sub.accepts(activity(1, "o1", project)) is (readable and project == stream_project)
 
@@ -214,7 +214,7 @@ def test_a_permission_function_narrows_every_delivery() -> None:
 def test_a_router_returning_a_value_is_not_awaited(caplog: pytest.LogCaptureFixture) -> None:
     from syncstream.activities.bus import ActivityBus
 
-    bus = ActivityBus()
+    bus = ActivityBus({"attachment.created"})
     bus.on("attachment.created", lambda a: 3)  # e.g. a lambda around a route_* function
     bus.emit("attachment.created", activity(1, "o1", None))
     assert not [r for r in caplog.records if r.levelname == "ERROR"]

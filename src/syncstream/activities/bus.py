@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeAlias
 
-from syncstream.activities.model import KNOWN_EVENTS, Activity
+from syncstream.activities.model import Activity
 
 log = logging.getLogger("syncstream.bus")
 
@@ -26,7 +26,7 @@ class UnknownEventError(ValueError):
 
 
 class ActivityBus:
-    def __init__(self, known_events: frozenset[str] = KNOWN_EVENTS) -> None:
+    def __init__(self, known_events: Iterable[str] = ()) -> None:
         self._known = set(known_events)
         self._handlers: dict[str, list[Handler]] = {}
         self._any: list[Handler] = []

@@ -10,25 +10,14 @@ import orjson
 
 Action = Literal["create", "update", "delete"]
 
-#: Entity types that clients receive on a stream.
-STREAMED_TYPES: Final = frozenset({"attachment", "page"})
-#: Internal events: they ride in the log so every process applies them in log order
-#: (a membership change takes effect before the next activity is routed), but they are
-#: never sent to a client.
-INTERNAL_TYPES: Final = frozenset({"membership", "organization", "session"})
+# Which entity types exist is the application's to declare (``Syncstream.entity``);
+# nothing here names one.
 
 _VERBS: Final = {"create": "created", "update": "updated", "delete": "deleted"}
 
-KNOWN_EVENTS: Final = frozenset(
-    {f"{t}.{v}" for t in STREAMED_TYPES | {"membership"} for v in _VERBS.values()}
-    | {"organization.deleted", "session.revoked"}
-)
-
 
 def event_name(entity_type: str, action: str) -> str:
-    """``attachment`` + ``create`` → ``attachment.created`` (``session`` deletes are revocations)."""
-    if entity_type == "session" and action == "delete":
-        return "session.revoked"
+    """``task`` + ``create`` → ``task.created``: the bus event an activity is emitted as."""
     return f"{entity_type}.{_VERBS[action]}"
 
 
@@ -46,10 +35,12 @@ class NewActivity:
     changed_keys: list[str] | None = None
     tx: dict[str, object] | None = None
     idempotency_key: str | None = None
+    #: The bus event, when not ``<entity_type>.<action>d`` (a sign-out: ``session.revoked``).
+    event: str | None = None
 
     @property
     def type(self) -> str:
-        return event_name(self.entity_type, self.action)
+        return self.event or event_name(self.entity_type, self.action)
 
 
 @dataclass(slots=True)
@@ -78,10 +69,6 @@ class Activity:
     @property
     def created_at(self) -> datetime:
         return datetime.fromisoformat(self.created_iso)
-
-    @property
-    def streamed(self) -> bool:
-        return self.entity_type in STREAMED_TYPES
 
     def data_value(self) -> object:
         return None if self.data is None else orjson.loads(self.data)

@@ -52,7 +52,7 @@ def _activity(action: Action, attachment: Any, caller: Caller, tx: TxIn | None, 
 
 
 def _may(access: Access, org_id: str, project_id: str | None) -> bool:
-    return is_allowed(access, "write", Entity("attachment", org_id, project_id))
+    return is_allowed(access, "write", Entity(org_id, project_id))
 
 
 def _check_project(session: Session, org: OrgInfo, project_id: str | None) -> None:
@@ -138,7 +138,7 @@ def _readable(session: Session, caller: Caller, org: OrgInfo, attachment_id: str
     if (
         attachment is None
         or attachment.organization_id != org.id
-        or not is_allowed(caller.access, "read", Entity("attachment", org.id, attachment.project_id))
+        or not is_allowed(caller.access, "read", Entity(org.id, attachment.project_id))
     ):
         raise problems.not_found(f"attachment {attachment_id!r} not found")
     return attachment

@@ -50,7 +50,7 @@ class PagePatch(CamelModel):
 
 
 def _require_writer(caller: Caller) -> None:
-    if not is_allowed(caller.access, "write", Entity("page")):
+    if not is_allowed(caller.access, "write", Entity(public=True)):
         raise problems.forbidden("only system admins may write pages")
 
 

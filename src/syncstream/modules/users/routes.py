@@ -114,6 +114,7 @@ async def sign_out(caller: CallerDep, runtime: RuntimeDep, request: Request) -> 
                 project_id=None,
                 user_id=caller.user_id,
                 data=None,
+                event="session.revoked",
             )
         )
 
