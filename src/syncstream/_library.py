@@ -249,7 +249,13 @@ class Syncstream:
         return await organization_slice(self.runtime, caller, organization, project_id)
 
     def stream(
-        self, path: str, *, types: Collection[str] | None = None, name: str | None = None, **route: Any
+        self,
+        path: str,
+        *,
+        types: Collection[str] | None = None,
+        name: str | None = None,
+        router: APIRouter | None = None,
+        **route: Any,
     ) -> Callable[[SliceEndpoint], SliceEndpoint]:
         """Serve a stream type at ``path`` (a GET route on :attr:`router`).
 
@@ -257,7 +263,9 @@ class Syncstream:
         :class:`StreamSlice` the request may open (or raises a problem). Everything
         else (JSON page or SSE, catch-up, membership snapshot, revocation, the
         permission function) comes with it. ``types`` defaults to every declared type
-        of the slice's kind; ``name`` labels metrics and logs.
+        of the slice's kind; ``name`` labels metrics and logs. The route goes on
+        ``router`` if given (without a prefix: ``path`` is the stream marker's), else on
+        :attr:`router`; other keywords go to ``add_api_route`` (``summary``, ``tags``, ...).
         """
 
         def decorate(fn: SliceEndpoint) -> SliceEndpoint:
@@ -283,14 +291,14 @@ class Syncstream:
             endpoint.__name__ = fn.__name__
             endpoint.__doc__ = fn.__doc__
             route.setdefault("responses", _STREAM_RESPONSES)
-            self.router.add_api_route(path, endpoint, methods=["GET"], **route)
+            (router or self.router).add_api_route(path, endpoint, methods=["GET"], **route)
             self.stream_paths.add(path)
             return fn
 
         return decorate
 
     def _organization_stream(self, path: str) -> None:
-        async def organization_stream(org: str, caller: CallerDep) -> StreamSlice:
+        async def org_stream(org: str, caller: CallerDep) -> StreamSlice:
             return await self.organization_slice(caller, org)
 
         self.stream(
@@ -298,7 +306,7 @@ class Syncstream:
             name="org",
             summary="The organization's sync stream (JSON page or SSE)",
             description=ORG_STREAM_DESCRIPTION,
-        )(organization_stream)
+        )(org_stream)
 
     # -- lifetime -----------------------------------------------------------------------------
 
