@@ -22,7 +22,9 @@ from . import streams  # noqa: F401  (registers the project stream on sync.route
 from .models import Base, Board, Comment, Task, new_id
 from .sync import sync
 
-Session = Annotated[AsyncSession, Depends(sync.session)]
+# --8<-- [start:session]
+Session = Annotated[AsyncSession, Depends(sync.session)]  # an AsyncSession on the write engine
+# --8<-- [end:session]
 PROJECT = "/organizations/{org}/projects/{project_id}"
 
 
@@ -76,6 +78,7 @@ async def create_board(org: str, project_id: str, body: BoardIn, caller: CallerD
     return {"id": board.id, "name": board.name}
 
 
+# --8<-- [start:create_task]
 @router.post(PROJECT + "/tasks", status_code=201)
 async def create_task(org: str, project_id: str, body: TaskIn, caller: CallerDep, session: Session) -> Any:
     where = await sync.organization_slice(caller, org, project_id)
@@ -107,6 +110,9 @@ async def create_task(org: str, project_id: str, body: TaskIn, caller: CallerDep
     return task_json(task)
 
 
+# --8<-- [end:create_task]
+
+
 async def _task(session: AsyncSession, project_id: str, task_id: str) -> Task:
     task = await session.get(Task, task_id)
     if task is None or task.project_id != project_id:
@@ -114,6 +120,7 @@ async def _task(session: AsyncSession, project_id: str, task_id: str) -> Task:
     return task
 
 
+# --8<-- [start:update_task]
 @router.patch(PROJECT + "/tasks/{task_id}")
 async def update_task(
     org: str, project_id: str, task_id: str, body: TaskPatch, caller: CallerDep, session: Session
@@ -126,6 +133,9 @@ async def update_task(
     task.revision += 1
     await session.commit()  # changedKeys come from the ORM's own change tracking
     return task_json(task)
+
+
+# --8<-- [end:update_task]
 
 
 @router.delete(PROJECT + "/tasks/{task_id}", status_code=204)
@@ -160,6 +170,7 @@ async def create_comment(
     return {"id": comment.id}
 
 
+# --8<-- [start:mount]
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with sync.lifespan(app):  # syncstream's tables, the log tailer, keep-alive
@@ -171,3 +182,4 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 app = FastAPI(title="tasks", lifespan=lifespan)
 app.include_router(router)
 sync.install(app)  # the streams, sign-up/sign-in, organizations, projects, memberships
+# --8<-- [end:mount]

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from syncstream import Access, Activity
-
-
-def is_org_admin(access: Access, organization_id: str | None) -> bool:
-    return access.system_admin or any(
-        g.organization_id == organization_id and g.project_id is None and g.role == "admin"
-        for g in access.grants
-    )
+from syncstream import Access, Activity, is_org_admin
 
 
 def may_read(access: Access, activity: Activity) -> bool:

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from syncstream.auth.sessions import Caller
     from syncstream.config import Settings
     from syncstream.modules.common import CallerDep, current_caller
-    from syncstream.permissions import Access, Grant, ReadScope
+    from syncstream.permissions import Access, Grant, ReadScope, is_member, is_org_admin, read_scope
     from syncstream.problems import Problem
 
 __all__ = [
@@ -72,10 +72,13 @@ __all__ = [
     "entity_type",
     "in_organization",
     "in_project",
+    "is_member",
+    "is_org_admin",
     "load_memberships",
     "open_slice",
     "public",
     "read_after",
+    "read_scope",
     "route",
 ]
 
@@ -111,6 +114,9 @@ _HOME = {
     "Access": "syncstream.permissions",
     "Grant": "syncstream.permissions",
     "ReadScope": "syncstream.permissions",
+    "is_member": "syncstream.permissions",
+    "is_org_admin": "syncstream.permissions",
+    "read_scope": "syncstream.permissions",
     "Problem": "syncstream.problems",
 }
 

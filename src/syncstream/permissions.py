@@ -72,6 +72,7 @@ _EVERYTHING = ReadScope(everything=True, unscoped=True, project_ids=frozenset())
 
 
 def org_grants(access: Access, organization_id: str) -> list[Grant]:
+    """The caller's memberships in one organization."""
     return [g for g in access.grants if g.organization_id == organization_id]
 
 

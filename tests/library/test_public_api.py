@@ -41,10 +41,13 @@ PUBLIC = {
     "entity_type",
     "in_organization",
     "in_project",
+    "is_member",
+    "is_org_admin",
     "load_memberships",
     "open_slice",
     "public",
     "read_after",
+    "read_scope",
     "route",
 }
 
