@@ -10,6 +10,7 @@ from syncstream import Access, Activity, is_org_admin
 def may_read(access: Access, activity: Activity) -> bool:
     """Internal comments are for organization admins; everything else for whoever may
     read the project (which syncstream has checked already)."""
-    if activity.entity_type != "comment" or activity.data is None:
+    org = activity.organization_id
+    if activity.entity_type != "comment" or activity.data is None or org is None:
         return True
-    return not orjson.loads(activity.data).get("internal") or is_org_admin(access, activity.organization_id)
+    return not orjson.loads(activity.data).get("internal") or is_org_admin(access, org)

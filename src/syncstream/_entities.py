@@ -83,6 +83,8 @@ class EntityType:
     untracked: frozenset[str] = frozenset()
     #: Attribute → the key ``changedKeys`` names (default: camelCase of the attribute).
     keys: Mapping[str, str] = field(default_factory=dict)
+    #: The attribute holding the row's ID (the table's one-column primary key).
+    id_attribute: str = "id"
 
     @property
     def public(self) -> bool:
@@ -126,7 +128,7 @@ class EntityType:
         return NewActivity(
             action=action,
             entity_type=self.name,
-            entity_id=str(_identity(self, row)),
+            entity_id=str(getattr(row, self.id_attribute)),
             organization_id=org,
             project_id=project,
             user_id=user_id,
@@ -137,11 +139,12 @@ class EntityType:
         )
 
 
-def _identity(entity: EntityType, row: Any) -> object:
-    primary = entity.table.primary_key.columns
+def id_attribute(name: str, table: Table) -> str:
+    """The attribute of a row that holds its ID: the one column of the primary key."""
+    primary = list(table.primary_key.columns)
     if len(primary) != 1:
-        raise TypeError(f"entity type {entity.name!r}: its table needs a one-column primary key")
-    return getattr(row, next(iter(primary)).key)
+        raise TypeError(f"entity type {name!r}: its table needs a one-column primary key")
+    return primary[0].key
 
 
 def check_name(name: str) -> None:

@@ -28,7 +28,17 @@ from syncstream._access import (
     end_session_streams,
     route,
 )
-from syncstream._entities import EntityType, Scope, Shape, TxMeta, check_name, ring_later, set_context, track
+from syncstream._entities import (
+    EntityType,
+    Scope,
+    Shape,
+    TxMeta,
+    check_name,
+    id_attribute,
+    ring_later,
+    set_context,
+    track,
+)
 from syncstream._entities import record as record_change
 from syncstream._streams import StreamPaths, StreamSlice, open_slice, organization_slice
 from syncstream.activities.model import Action, Activity
@@ -86,6 +96,7 @@ class Syncstream:
         self.permission = permission
         self.caller_dependency = caller
         self.entities: dict[str, EntityType] = {}
+        self._types: dict[bool, frozenset[str]] = {}
         #: The stream routes (and nothing else): include it in your app, or use :meth:`install`.
         self.router = APIRouter(tags=["streams"])
         #: The explicit stream marker, for ``StreamMiddleware``.
@@ -148,6 +159,7 @@ class Syncstream:
         if entity.name in self.entities:
             raise ValueError(f"entity type {entity.name!r} is declared already")
         self.entities[entity.name] = entity
+        self._types.clear()
         if auto and entity.model is not None:
             track(entity.model, entity, self._hook)
         if self._runtime is not None:
@@ -163,7 +175,12 @@ class Syncstream:
 
     def types(self, *, public: bool) -> frozenset[str]:
         """The names of the declared public (or organization) entity types."""
-        return frozenset(n for n, e in self.entities.items() if e.public == public)
+        cached = self._types.get(public)
+        if cached is None:
+            cached = self._types[public] = frozenset(
+                n for n, e in self.entities.items() if e.public == public
+            )
+        return cached
 
     def _entity(self, entity: str | EntityType) -> EntityType:
         return self.entities[entity] if isinstance(entity, str) else entity
@@ -388,6 +405,7 @@ def entity_type(
         model=None if isinstance(model, Table) else model,
         untracked=frozenset(untracked),
         keys=dict(keys or {}),
+        id_attribute=id_attribute(name, table),
     )
 
 
