@@ -19,6 +19,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from syncstream._access import (
     AccessIndex,
@@ -377,7 +378,15 @@ class Syncstream:
         if self.caller_dependency is not None:
             app.dependency_overrides[current_caller] = self.caller_dependency
         if middleware:
-            app.add_middleware(StreamMiddleware, is_stream=self.stream_paths)
+            # Outermost, outside even Starlette's error middleware (which wraps ``send``):
+            # an open stream then reaches the server's own ``send`` and its transport, for
+            # direct writes (see stream/direct.py), as in the standalone server.
+            build = app.build_middleware_stack
+
+            def build_with_streams() -> ASGIApp:
+                return StreamMiddleware(build(), is_stream=self.stream_paths)
+
+            app.build_middleware_stack = build_with_streams  # type: ignore[method-assign]
 
 
 def _apply(apply: Callable[[AccessIndex, Activity], None], access: AccessIndex, activity: Activity) -> None:
