@@ -145,7 +145,8 @@ class MemberSubscriber(SliceSubscriber):
             # A project's stream reads that project, or nothing.
             allowed = scope.allows(self.project_id)
             scope = ReadScope(False, False, frozenset((self.project_id,))) if allowed else None
-        self.access, self.scope = access, scope
+        # Kept only for a permission function: an idle stream's memory matters.
+        self.access, self.scope = (access if self.permission is not None else None), scope
 
     def accepts(self, activity: Activity) -> bool:
         """Pure: may this caller see ``activity``, judged on the entity after the change?"""
@@ -198,27 +199,40 @@ def route(manager: SubscriberManager[Subscriber], activity: Activity) -> int:
 
 
 class AccessIndex:
-    """Every open member stream by organization, whatever its index key: the lifecycle
-    events find the streams they concern here."""
+    """Every open member stream of an organization, whatever its index key: the
+    lifecycle events find the streams they concern here.
 
-    __slots__ = ("_by_org",)
+    The streams indexed by their organization's key are found in the subscriber
+    manager's bucket; only the others (a project's stream) are kept here as well, so
+    an organization stream costs no memory of its own in this index.
+    """
 
-    def __init__(self) -> None:
-        self._by_org: dict[str, dict[str, MemberSubscriber]] = {}
+    __slots__ = ("_elsewhere", "_manager")
+
+    def __init__(self, manager: SubscriberManager[Subscriber]) -> None:
+        self._manager = manager
+        self._elsewhere: dict[str, dict[str, MemberSubscriber]] = {}
 
     def add(self, sub: MemberSubscriber) -> None:
-        self._by_org.setdefault(sub.organization_id, {})[sub.id] = sub
+        if sub.index_key != organization_key(sub.organization_id):
+            self._elsewhere.setdefault(sub.organization_id, {})[sub.id] = sub
 
     def discard(self, sub: MemberSubscriber) -> None:
-        bucket = self._by_org.get(sub.organization_id)
+        bucket = self._elsewhere.get(sub.organization_id)
         if bucket is not None and bucket.pop(sub.id, None) is not None and not bucket:
-            del self._by_org[sub.organization_id]
+            del self._elsewhere[sub.organization_id]
 
     def in_organization(self, organization_id: str) -> list[MemberSubscriber]:
-        return list(self._by_org.get(organization_id, {}).values())
+        found = [
+            s
+            for s in self._manager.get_by_index(organization_key(organization_id))
+            if isinstance(s, MemberSubscriber)
+        ]
+        found.extend(self._elsewhere.get(organization_id, {}).values())
+        return found
 
     def all(self) -> list[MemberSubscriber]:
-        return [sub for bucket in self._by_org.values() for sub in bucket.values()]
+        return [s for s in self._manager.get_all() if isinstance(s, MemberSubscriber)]
 
 
 def apply_membership_change(index: AccessIndex, activity: Activity) -> None:

@@ -29,12 +29,12 @@ class Runtime:
     tailer: LogTailer
     subscribers: SubscriberManager[Subscriber]
     metrics: Metrics
+    #: Every open member stream by organization, for membership, org and sign-out events.
+    access: AccessIndex
     #: Token hash → caller, and org ID or slug → org: read by nearly every request,
     #: cleared by the writes that change them (modules/common.py wires that).
     callers: ReadCache[str, Caller] = field(default_factory=ReadCache)
     organizations: ReadCache[str, OrgInfo] = field(default_factory=ReadCache)
-    #: Every open member stream by organization, for membership, org and sign-out events.
-    access: AccessIndex = field(default_factory=AccessIndex)
     #: Set when the server is stopping: no new stream may open (it would hold shutdown).
     closing: bool = False
 
@@ -69,4 +69,5 @@ def build_runtime(settings: Settings) -> Runtime:
         tailer=LogTailer(database, bus, doorbell, poll_seconds=settings.poll_seconds),
         subscribers=subscribers,
         metrics=Metrics(subscribers.count),
+        access=AccessIndex(subscribers),
     )

@@ -95,6 +95,15 @@ def test_router_reaches_exactly_the_allowed_subscribers_with_one_encoding(
     assert all(f == b"" for sub, f in zip(subs, frames, strict=True) if not sub.accepts(act))
 
 
+def registered(sub: MemberSubscriber) -> AccessIndex:
+    """``sub`` open as the server opens it: in the subscriber manager, and in the access index."""
+    manager: SubscriberManager[Subscriber] = SubscriberManager()
+    manager.register(sub)
+    index = AccessIndex(manager)
+    index.add(sub)
+    return index
+
+
 def membership_event(activity_id: int, action: str, membership_id: str, project: str | None) -> Activity:
     data = {
         "id": membership_id,
@@ -120,10 +129,9 @@ def membership_event(activity_id: int, action: str, membership_id: str, project:
 
 
 def test_membership_events_apply_in_order_and_skip_what_the_snapshot_has() -> None:
-    manager = AccessIndex()
     sub = subscriber("o1", {})
     sub.reset_memberships({"m1": Grant("o1", "p1", "member")}, as_of=10)
-    manager.add(sub)
+    manager = registered(sub)
     apply_membership_change(manager, membership_event(9, "delete", "m1", "p1"))  # already in the snapshot
     assert sub.scope is not None
     assert sub.scope.allows("p1")
@@ -139,7 +147,6 @@ def test_membership_events_apply_in_order_and_skip_what_the_snapshot_has() -> No
 
 
 def test_a_loading_stream_holds_membership_events_for_its_snapshot() -> None:
-    manager = AccessIndex()
     sub = MemberSubscriber(
         user_id="u1",
         session_id="s1",
@@ -150,7 +157,7 @@ def test_a_loading_stream_holds_membership_events_for_its_snapshot() -> None:
         cursor=0,
         max_queued=100,
     )
-    manager.add(sub)
+    manager = registered(sub)
     assert sub.scope is None  # sees nothing until the snapshot arrives
     apply_membership_change(manager, membership_event(9, "delete", "m1", "p1"))  # the snapshot has it
     apply_membership_change(manager, membership_event(11, "create", "m2", None))  # read before this
@@ -177,7 +184,7 @@ def test_a_project_stream_sees_its_project_and_only_while_readable(
 
 def test_a_project_stream_is_routed_by_its_project_key_and_ends_when_the_project_is_revoked() -> None:
     manager: SubscriberManager[Subscriber] = SubscriberManager()
-    index = AccessIndex()
+    index = AccessIndex(manager)
     sub = subscriber(
         "o1", {"m1": Grant("o1", "p1", "member"), "m2": Grant("o1", None, "member")}, project="p1"
     )
@@ -218,3 +225,22 @@ def test_a_router_returning_a_value_is_not_awaited(caplog: pytest.LogCaptureFixt
     bus.on("attachment.created", lambda a: 3)  # e.g. a lambda around a route_* function
     bus.emit("attachment.created", activity(1, "o1", None))
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_the_access_index_finds_organization_and_project_streams_until_they_close() -> None:
+    manager: SubscriberManager[Subscriber] = SubscriberManager()
+    index = AccessIndex(manager)
+    whole, one_project, elsewhere = (
+        subscriber("o1", {}),
+        subscriber("o1", {"m": Grant("o1", "p1", "member")}, project="p1"),
+        subscriber("o2", {}),
+    )
+    for sub in (whole, one_project, elsewhere):
+        manager.register(sub)
+        index.add(sub)
+    assert {s.id for s in index.in_organization("o1")} == {whole.id, one_project.id}
+    assert len(index.all()) == 3
+    for sub in (whole, one_project):
+        manager.unregister(sub)
+        index.discard(sub)
+    assert index.in_organization("o1") == []
