@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, attributes
 
 from syncstream.activities import log
 from syncstream.activities.model import Action, NewActivity
+from syncstream.activities.writer import RECORDED_KEY
 
 logger = logging.getLogger("syncstream.entities")
 
@@ -156,7 +157,6 @@ def check_name(name: str) -> None:
 
 #: ``session.info`` keys: the write's context (who, which tx) and what it recorded.
 CONTEXT_KEY = "syncstream.context"
-RECORDED_KEY = "syncstream.recorded"
 _PENDING_KEY = "syncstream.pending"
 
 #: Told, after the commit of a session that recorded activities, what it recorded and

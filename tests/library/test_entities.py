@@ -52,7 +52,8 @@ async def sync(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
         url = f"sqlite:///{tmp_path / 'entities.db'}"
     else:
         url = await create_postgres_database()
-    instance = Syncstream(Settings(database_url=url), organization_stream=None)
+    # No polling to speak of: an activity reaches the bus only if its commit rang the doorbell.
+    instance = Syncstream(Settings(database_url=url, poll_seconds=3600), organization_stream=None)
     instance.entity("note", Note, scope=in_project(), shape=note_json, untracked=["revision"])
     instance.entity("notice", Notice, scope=public(), shape=lambda n: {"id": n.id, "title": n.title})
     await upgrade(instance.runtime.database)
@@ -145,9 +146,15 @@ async def test_the_commit_rings_the_bus_at_once(sync: Syncstream) -> None:
     async with AsyncSession(sync.engine) as session:
         session.add(Note(id="n5", organization_id="o1", project_id=None, body_text="x"))
         await session.commit()
-    # The poll interval is a second; the doorbell rung after commit wakes the tailer at once.
     activity = await asyncio.wait_for(seen.get(), 10)
     assert activity.entity_id == "n5"
+    # On syncstream's own write path too (SQLite's writer thread): recorded and rung once.
+    await sync.write(
+        lambda tx: tx.session.add(Note(id="n6", organization_id="o1", project_id=None, body_text="y"))
+    )
+    activity = await asyncio.wait_for(seen.get(), 10)
+    assert activity.entity_id == "n6"
+    assert [r.entity_id for r in await log_rows(sync)] == ["n5", "n6"]
 
 
 async def test_postgres_orders_orm_writes_by_the_advisory_lock(sync: Syncstream) -> None:

@@ -22,6 +22,11 @@ from syncstream.db.engine import Database
 
 T = TypeVar("T")
 
+#: ``session.info`` key under which activities recorded outside :meth:`WriteTransaction.record`
+#: (the ORM session events of declared models) wait for their commit: a list of
+#: ``(NewActivity, activity ID, hook)``.
+RECORDED_KEY = "syncstream.recorded"
+
 #: Told, in this process and right after commit, which activities a transaction wrote:
 #: caches of what those activities change are dropped before the response goes out.
 CommitObserver = Callable[[list[NewActivity]], None]
@@ -62,7 +67,13 @@ class ActivityWriter:
         def in_transaction(session: Session) -> T:
             nonlocal tx
             tx = WriteTransaction(session)
-            return work(tx)
+            result = work(tx)
+            session.flush()  # what commit would flush, now: declared models record here
+            for new, activity_id, _hook in session.info.pop(RECORDED_KEY, ()):
+                # Taken over from the session events: rung once, below, after the commit.
+                tx.recorded.append(new)
+                tx.last_activity_id = max(tx.last_activity_id or 0, activity_id)
+            return result
 
         serial = self.database.serial
         if serial is not None:
