@@ -51,6 +51,7 @@ from syncstream.config import Settings
 from syncstream.db.migrate import upgrade
 from syncstream.modules.common import CallerDep, current_caller, wire_read_caches
 from syncstream.modules.streaming import measured
+from syncstream.permissions import Access
 from syncstream.runtime import Runtime, build_runtime
 from syncstream.stream.helpers import keep_alive
 from syncstream.stream.response import StreamMiddleware
@@ -273,6 +274,7 @@ class Syncstream:
         types: Collection[str] | None = None,
         name: str | None = None,
         router: APIRouter | None = None,
+        permission: Permission | None = None,
         **route: Any,
     ) -> Callable[[SliceEndpoint], SliceEndpoint]:
         """Serve a stream type at ``path`` (a GET route on :attr:`router`).
@@ -284,6 +286,7 @@ class Syncstream:
         of the slice's kind; ``name`` labels metrics and logs. The route goes on
         ``router`` if given (without a prefix: ``path`` is the stream marker's), else on
         :attr:`router`; other keywords go to ``add_api_route`` (``summary``, ``tags``, ...).
+        ``permission`` is this stream's own read rule, on top of the application's.
         """
 
         def decorate(fn: SliceEndpoint) -> SliceEndpoint:
@@ -301,8 +304,9 @@ class Syncstream:
                 request: Request = kwargs.pop("syncstream_request")
                 where = await fn(**kwargs)
                 kinds = types if types is not None else self.types(public=where.organization_id is None)
+                rule = both(self.permission, permission)
                 return await open_slice(
-                    self.runtime, request, where, types=kinds, stream=stream_name, permission=self.permission
+                    self.runtime, request, where, types=kinds, stream=stream_name, permission=rule
                 )
 
             endpoint.__signature__ = signature.replace(parameters=params, return_annotation=Response)  # type: ignore[attr-defined]
@@ -387,6 +391,17 @@ class Syncstream:
                 return StreamMiddleware(build(), is_stream=self.stream_paths)
 
             app.build_middleware_stack = build_with_streams  # type: ignore[method-assign]
+
+
+def both(first: Permission | None, second: Permission | None) -> Permission | None:
+    """A rule that allows what both allow (either may be absent)."""
+    if first is None or second is None:
+        return first or second
+
+    def rule(access: Access, activity: Activity) -> bool:
+        return first(access, activity) and second(access, activity)
+
+    return rule
 
 
 def _apply(apply: Callable[[AccessIndex, Activity], None], access: AccessIndex, activity: Activity) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from harness import Api, Stream, free_port
-from syncstream import Access, Caller, Grant, Settings, Syncstream, in_organization
+from syncstream import Access, Caller, CallerDep, Grant, Settings, StreamSlice, Syncstream, in_organization
 from syncstream.db.schema import Membership, Organization, User
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -60,6 +60,12 @@ async def host(tmp_path: Path) -> AsyncIterator[tuple[str, Syncstream]]:
             session.add(Invoice(id=invoice_id, organization_id="org1", total=total))
             await session.commit()
         return {"id": invoice_id}
+
+    @sync.stream(
+        "/organizations/{org}/big-invoices/stream", permission=lambda _, a: a.data_value()["total"] >= 100
+    )  # type: ignore[index]
+    async def big_invoices(org: str, caller: CallerDep) -> StreamSlice:
+        return await sync.organization_slice(caller, org)
 
     sync.install(app, identity=False)
     port = free_port()
@@ -107,4 +113,17 @@ async def test_the_host_identity_opens_the_stream_and_writes_flow_live(host: tup
     assert bob.status_code == 404  # not a member: as if it did not exist
     assert bob.headers["content-type"] == "application/problem+json"
     assert (await api.request("POST", "/auth/sign-up", json={})).status_code == 404  # identity=False
+    await api.aclose()
+
+
+async def test_a_stream_of_its_own_rule_narrows_every_page(host: tuple[str, Syncstream]) -> None:
+    url, _ = host
+    api = Api(url)
+    for invoice, total in (("small", 12), ("big", 120)):
+        await api.ok("POST", f"/invoices/{invoice}?total={total}", 201)
+    alice = {"X-Api-Key": "key-alice"}
+    page = await api.ok("GET", "/organizations/org1/big-invoices/stream", headers=alice)
+    assert [m["entityId"] for m in page["activities"]] == ["big"]
+    page = await api.ok("GET", "/organizations/org1/sync/stream", headers=alice)
+    assert [m["entityId"] for m in page["activities"]] == ["small", "big"]
     await api.aclose()
