@@ -22,6 +22,7 @@ from syncstream.activities.transports import doorbell_from_url
 from syncstream.activities.transports.base import redact_url
 from syncstream.activities.writer import ActivityWriter
 from syncstream.auth import passwords
+from syncstream.browser import router as browser_router
 from syncstream.config import Settings
 from syncstream.console import router as console_router
 from syncstream.db.engine import Database
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         mount(app, router)
     mount(app, console_router)
+    mount(app, browser_router)
     wire_read_caches(runtime)
     sync_stream.install(runtime)
     pages_stream.install(runtime)
