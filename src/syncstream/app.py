@@ -33,6 +33,7 @@ from syncstream.metrics import Metrics
 from syncstream.modules.attachments.routes import router as attachments_router
 from syncstream.modules.common import wire_read_caches
 from syncstream.modules.memberships.routes import router as memberships_router
+from syncstream.modules.operations.admin import router as admin_router
 from syncstream.modules.operations.routes import router as operations_router
 from syncstream.modules.organizations.routes import router as organizations_router
 from syncstream.modules.pages import stream_routes as pages_stream
@@ -147,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         attachments_router,
         pages_router,
         operations_router,
+        admin_router,
     ):
         mount(app, router)
     mount(app, console_router)
