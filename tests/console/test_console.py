@@ -1,5 +1,5 @@
 """The live console, end to end in headless Chromium: sign in, pick an organization, watch changes
-arrive through the browser's own EventSource, and lose nothing across reconnections."""
+arrive through the browser client (/client.js), and lose nothing across reconnections."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ async def test_console_shows_changes_live_and_loses_nothing_across_reconnections
         written.append(await write("live.txt"))
         await page.wait_for(shows(written[-1]))
 
-        # Pause (the page closes its EventSource), write meanwhile, resume from the cursor.
+        # Pause (the page closes its stream), write meanwhile, resume from the cursor.
         await click(page, "pause")
         await page.wait_for("document.getElementById('stream').dataset.state === 'paused'")
         assert (await stream_state(page))["openSources"] == "0"
@@ -105,7 +105,7 @@ async def test_console_shows_changes_live_and_loses_nothing_across_reconnections
         await click(page, "pause")
         await page.wait_for(shows(written[-1]))
 
-        # Restart the server: the browser reconnects by itself, with Last-Event-ID.
+        # Restart the server: the client reconnects by itself, with Last-Event-ID.
         connections = int((await stream_state(page))["connections"])
         await asyncio.to_thread(console_server.stop)
         await page.wait_for("document.getElementById('stream').dataset.state === 'reconnecting'")
@@ -120,7 +120,7 @@ async def test_console_shows_changes_live_and_loses_nothing_across_reconnections
         shown = await rows(page)
         state = await stream_state(page)
 
-        # Leaving the view closes its EventSource: the pages view has its own, and only that one is open.
+        # Leaving the view closes its stream: the pages view has its own, and only that one is open.
         await click(page, "view-pages")
         await page.wait_for(
             "document.getElementById('stream').dataset.view === 'pages'"
