@@ -174,6 +174,7 @@ export class SyncStream {
   #run = null; // the current attempt: {controller, idleTimer, timedOut}
   #timer = null; // a scheduled reconnection
   #failures = 0;
+  #lost = false; // the stream was lost (not stopped) and is not live again yet
   #outageStart = 0; // when the first of the current run of failures happened (performance.now())
   #afterReset = false; // a must_refetch restart whose catch-up has not completed yet
   #connections = 0;
@@ -321,9 +322,7 @@ export class SyncStream {
   }
 
   async #attempt(run) {
-    this.#setState(this.#connections === 0 && this.#failures === 0 ? "connecting" : "reconnecting", {
-      reason: "connecting",
-    });
+    this.#setState(this.#lost ? "reconnecting" : "connecting", { reason: "connecting" });
     const offset = this.#cursor ?? String(this.#options.offset);
     let response;
     try {
@@ -424,6 +423,7 @@ export class SyncStream {
           this.#emitter.emit("cursor", cursor);
         }
         this.#failures = 0;
+        this.#lost = false;
         this.#afterReset = false;
         run.wasLive = true;
         this.#setState("live");
@@ -478,6 +478,7 @@ export class SyncStream {
       if (this.#run === null && this.#timer === null && this.#state !== "stopped") this.#connect();
       return;
     }
+    this.#lost = true;
     // A clean close by a server that is shutting down, after the stream was live: at once.
     if (outcome.immediate) {
       this.#setState("reconnecting", { reason: outcome.reason, retryInMs: 0 });
