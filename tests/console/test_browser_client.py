@@ -444,3 +444,22 @@ async def test_client_assets_are_served(server: ServerProcess) -> None:
     assert "export class SyncStream" in script.text
     assert types.status_code == 200
     assert "export class LiveCollection" in types.text
+
+
+async def test_a_slow_consumer_cut_resumes_from_the_cursor(chromium_path: str, tmp_path: Path) -> None:
+    slow = json.dumps({"type": "slow_consumer", "title": "Slow consumer", "status": 409, "detail": "x"})
+    replies: list[tuple[int, str] | list[str]] = [
+        [change(1), offset(1), change(2), f"event: error\ndata: {slow}\n\n"],
+        [change(3), offset(3)],
+    ]
+    async with ScriptedServer(replies) as scripted, chromium(chromium_path, tmp_path / "profile") as page:
+        await open_client(page, scripted.url, {"url": "/stream"})
+        await page.wait_for("window.rec && window.rec.caughtUp.length === 2")
+        rec = await record(page)
+    assert [r["last-event-id"] for r in scripted.requests] == ["", "2"]
+    assert [c["id"] for c in rec["changes"]] == ["1", "2", "3"]
+    assert rec["errors"] == []
+    reasons = [
+        s["reason"] for s in rec["states"] if s["state"] == "reconnecting" and s["retryInMs"] is not None
+    ]
+    assert reasons == ["slow_consumer"]
