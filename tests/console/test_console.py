@@ -146,6 +146,7 @@ async def test_console_assets_are_served_with_a_strict_policy(server: ServerProc
     async with httpx.AsyncClient(base_url=server.url) as http:
         page = await http.get("/console")
         script = await http.get("/console/static/console.js")
+        modules = [await http.get(f"/console/static/{name}") for name in ("rows.js", "server.js")]
         missing = await http.get("/console/static/../../app.py")
         unknown = await http.get("/console/static/secrets.txt")
     assert page.status_code == 200
@@ -154,6 +155,9 @@ async def test_console_assets_are_served_with_a_strict_policy(server: ServerProc
     assert 'src="/console/static/console.js"' in page.text
     assert script.status_code == 200
     assert script.headers["content-type"].startswith("text/javascript")
+    assert 'from "/client.js"' in script.text, "the console runs on the browser client"
+    assert all(m.status_code == 200 for m in modules)
+    assert 'type="module"' in page.text
     assert missing.status_code == 404
     assert unknown.status_code == 404
     assert unknown.headers["content-type"] == "application/problem+json"
