@@ -9,9 +9,19 @@ reports is recorded in ``window.rec``. Each record also bumps ``document.body.da
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from console.cdp import Page
+
+#: Where the restart tests append their "server back → live" figures, in ms (for docs/clients.md).
+MEASURE_VARIABLE = "SYNCSTREAM_MEASURE_RECONNECT"
+
+
+def append_line(path: Path, line: str) -> None:
+    with path.open("a") as out:
+        out.write(line)
+
 
 HARNESS = """
 (async (options, collect) => {

@@ -16,11 +16,8 @@ import httpx
 import pytest
 
 from console.cdp import Page, chromium
-from console.client_page import open_client, record, states
+from console.client_page import MEASURE_VARIABLE, append_line, open_client, record, states
 from harness import Api, ServerProcess, User, unique
-
-#: Where test_resume_across_restarts appends its "server back → live" figures (for docs/clients.md).
-MEASURE_VARIABLE = "SYNCSTREAM_MEASURE_RECONNECT"
 
 
 async def org_with_owner(server: ServerProcess) -> tuple[User, Api, str]:
@@ -283,11 +280,6 @@ async def test_resume_across_restarts_loses_nothing(
     if measured:
         line = json.dumps({"SIGTERM": figures[0], "SIGKILL": figures[1]}) + "\n"
         await asyncio.to_thread(append_line, Path(measured), line)
-
-
-def append_line(path: Path, line: str) -> None:
-    with path.open("a") as out:
-        out.write(line)
 
 
 def drain(queue: asyncio.Queue[dict[str, Any]]) -> list[dict[str, Any]]:

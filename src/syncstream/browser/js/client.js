@@ -1,6 +1,7 @@
 // syncstream browser client: follow a stream with resume, and keep a live collection of its entities.
 //
-// One ES module, no dependencies, no build step; its types are in client.d.ts beside it. The server serves
+// One ES module, no dependencies, no build step; its types are in client.d.ts beside it. One file on purpose
+// (not split by class): a page loads it with one request, and an app can vendor it by copying one file. The server serves
 // both (/client.js, /client.d.ts), and `npm pack` in this folder makes the npm package.
 //
 // Why fetch and not EventSource: EventSource cannot send an Authorization header, waits the server's

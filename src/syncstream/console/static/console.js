@@ -114,6 +114,7 @@ function openView(view) {
     if (!current()) return;
     state.name = STATE_NAMES[name] ?? name;
     state.detail = describe(detail);
+    if (name === "live") el.stream.dataset.liveAt = String(Date.now()); // when it last went live, for tests
     render();
   });
   stream.on("change", (message, info) => {
