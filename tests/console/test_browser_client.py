@@ -116,11 +116,32 @@ async def test_live_collection_follows_changes_and_recognises_own_writes(
                          mine: window.stream.sourceId}};
             }})()"""
         )
+        # waitForTx after the change already arrived (the write's response can come after its change).
+        late = await page.evaluate(
+            f"""(async () => {{
+                const tx = window.stream.newTx();
+                const response = await fetch("/organizations/{slug}/attachments", {{
+                  method: "POST",
+                  headers: {{"Content-Type": "application/json", Authorization: "Bearer {owner.token}"}},
+                  body: JSON.stringify({{name: "late.txt", tx}}),
+                }});
+                const created = await response.json();
+                await new Promise((resolve) => {{
+                  if (window.collection.has(created.id)) return resolve();
+                  const off = window.collection.subscribe(() => {{
+                    if (window.collection.has(created.id)) {{ off(); resolve(); }}
+                  }});
+                }});
+                const message = await window.stream.waitForTx(tx.transactionId);
+                return {{id: created.id, echoed: message.entityId}};
+            }})()"""
+        )
+        assert late["echoed"] == late["id"]
         other_tx = {"transactionId": unique("t"), "sourceId": "another-tab", "changedField": None}
         e = await create(api, slug, "theirs.txt", tx=other_tx)
         await api.ok("PATCH", f"/organizations/{slug}/attachments/{c}", json={"name": "c-v2.txt"})
         await api.ok("DELETE", f"/organizations/{slug}/attachments/{b}", 204)
-        await page.wait_for(f"window.collection.size === 3 && !window.collection.has({b!r})")
+        await page.wait_for(f"window.collection.size === 4 && !window.collection.has({b!r})")
         rec = await record(page)
         names = await page.evaluate(
             "Object.fromEntries([...window.collection].map(([id, v]) => [id, v.name]))"
@@ -131,7 +152,7 @@ async def test_live_collection_follows_changes_and_recognises_own_writes(
     assert dict(ready["collection"])[b]["name"] == "b-v2.txt"
     assert own["own"] is True
     assert own["sourceId"] == own["mine"]
-    assert names == {c: "c-v2.txt", own["id"]: "mine.txt", e: "theirs.txt"}
+    assert names == {c: "c-v2.txt", own["id"]: "mine.txt", late["id"]: "late.txt", e: "theirs.txt"}
     flat = [change for batch in rec["collectionChanges"] for change in batch]
     assert [(x["type"], x["id"]) for x in flat] == [
         ("insert", a),
@@ -140,6 +161,7 @@ async def test_live_collection_follows_changes_and_recognises_own_writes(
         ("update", b),
         ("delete", a),
         ("insert", own["id"]),
+        ("insert", late["id"]),
         ("insert", e),
         ("update", c),
         ("delete", b),

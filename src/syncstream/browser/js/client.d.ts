@@ -165,7 +165,8 @@ export class SyncStream {
   newTx(changedField?: string | null): Tx;
   /** Whether the message is the echo of a write made with newTx(). */
   isOwn(message: StreamMessage): boolean;
-  /** Resolves with the change that carries `transactionId` when it arrives (keep a signal to give up). */
+  /** Resolves with the change that carries `transactionId`: at once if it is among the latest 256 changes with
+   * a tx received, else when it arrives (pass a signal to give up). */
   waitForTx(transactionId: string, options?: { signal?: AbortSignal }): Promise<StreamMessage>;
 }
 

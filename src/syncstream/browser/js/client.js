@@ -28,6 +28,8 @@ const DEFAULT_BACKOFF = Object.freeze({
 const DEFAULT_IDLE_TIMEOUT_MS = 95_000;
 // A Retry-After longer than this is taken as this: a client left waiting for hours looks broken.
 const MAX_RETRY_AFTER_MS = 300_000;
+// How many of the latest changes with a tx waitForTx() can still find after they arrived.
+const RECENT_TX = 256;
 
 /** An error the stream cannot go on from (or a must_refetch), with the server's RFC 9457 problem. */
 export class SyncStreamError extends Error {
@@ -180,6 +182,9 @@ export class SyncStream {
   #afterReset = false; // a must_refetch restart whose catch-up has not completed yet
   #connections = 0;
   #waiters = new Map(); // transactionId -> [resolve]
+  // The latest changes that carried a tx, so that waitForTx called after its write's response (when the
+  // change may already have arrived) still finds it. Bounded: the oldest is forgotten first.
+  #recentTx = new Map(); // transactionId -> message
   #sourceId;
   // The network came back: a pending reconnection need not wait out its delay.
   #online = () => {
@@ -240,6 +245,7 @@ export class SyncStream {
 
   /** Drops the connection (if any) and connects again now, from the cursor (e.g. after the network came back). */
   reconnect() {
+    globalThis.addEventListener?.("online", this.#online);
     this.#halt();
     this.#failures = 0;
     this.#connect();
@@ -256,10 +262,15 @@ export class SyncStream {
     return message.tx != null && message.tx.sourceId === this.#sourceId;
   }
 
-  /** Resolves with the change that carries this transactionId when it arrives on the stream. */
+  /**
+   * Resolves with the change that carries this transactionId: at once if it is among the latest 256 changes
+   * with a tx received, or when it arrives.
+   */
   waitForTx(transactionId, { signal } = {}) {
     return new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason);
+      const seen = this.#recentTx.get(transactionId);
+      if (seen !== undefined) return resolve(seen);
       let list = this.#waiters.get(transactionId);
       if (list === undefined) this.#waiters.set(transactionId, (list = []));
       const entry = (message) => resolve(message);
@@ -410,11 +421,7 @@ export class SyncStream {
         const own = this.isOwn(message);
         this.#emitter.emit("change", message, { own, raw: event.data });
         this.#emitter.emit("cursor", id);
-        const waiting = message.tx ? this.#waiters.get(message.tx.transactionId) : undefined;
-        if (waiting !== undefined) {
-          this.#waiters.delete(message.tx.transactionId);
-          for (const resolve of waiting) resolve(message);
-        }
+        if (message.tx) this.#settleTx(message);
         return null;
       }
       case "offset": {
@@ -451,6 +458,18 @@ export class SyncStream {
       default:
         // ping, retry: (this client chooses its own delays), and anything a later server may add.
         return null;
+    }
+  }
+
+  #settleTx(message) {
+    const id = message.tx.transactionId;
+    this.#recentTx.delete(id);
+    this.#recentTx.set(id, message);
+    if (this.#recentTx.size > RECENT_TX) this.#recentTx.delete(this.#recentTx.keys().next().value);
+    const waiting = this.#waiters.get(id);
+    if (waiting !== undefined) {
+      this.#waiters.delete(id);
+      for (const resolve of waiting) resolve(message);
     }
   }
 
