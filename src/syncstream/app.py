@@ -10,6 +10,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from syncstream import Syncstream
+from syncstream.browser import router as browser_router
 from syncstream.config import Settings
 from syncstream.console import router as console_router
 from syncstream.errors import install_error_handlers
@@ -17,6 +18,7 @@ from syncstream.logs import RequestIdMiddleware
 from syncstream.modules.attachments.entity import ATTACHMENT
 from syncstream.modules.attachments.routes import router as attachments_router
 from syncstream.modules.memberships.routes import router as memberships_router
+from syncstream.modules.operations.admin import router as admin_router
 from syncstream.modules.operations.routes import router as operations_router
 from syncstream.modules.organizations.routes import router as organizations_router
 from syncstream.modules.pages import stream as pages_stream
@@ -68,9 +70,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         attachments_router,
         pages_router,
         operations_router,
+        admin_router,
     ):
         mount(app, router)
     mount(app, console_router)
+    mount(app, browser_router)
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app

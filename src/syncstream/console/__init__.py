@@ -1,8 +1,9 @@
 """The live console: a page at ``/console`` that watches the streams from a browser.
 
-It is deliberately plain (one HTML file, one script, one stylesheet, no build step) because its job is to
-show, with nothing in between, what a browser ``EventSource`` does with the contract: cookie
-authentication, ``Last-Event-ID`` reconnection, the ``offset`` frame, ``error`` frames. The files live in
+It is deliberately plain (one HTML file, three small ES modules, one stylesheet, no build step), and it
+follows streams with the server's own browser client (``/client.js``, :mod:`syncstream.browser`), so what
+it shows is what an application using that client sees: cookie authentication, ``Last-Event-ID``
+resumption, the ``offset`` frame, ``error`` and ``close`` frames. The files live in
 ``static/`` inside the package, so they ship in the wheel (hatchling includes every file under the package
 directory) and are read with :mod:`importlib.resources`, which works from a zip as well as a directory.
 """
@@ -25,6 +26,8 @@ router = APIRouter(include_in_schema=False)
 #: The only files served, with their media types: a fixed list, so no request can name another file.
 ASSETS: Final = {
     "console.js": "text/javascript; charset=utf-8",
+    "rows.js": "text/javascript; charset=utf-8",
+    "server.js": "text/javascript; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
 }
 

@@ -1,7 +1,7 @@
 """A deliberately dumb registry of stream subscribers.
 
 Routing an activity must find its candidate subscribers without scanning every open stream, so subscribers are
-indexed by a key that the stream handler chooses (``org:<id>``, ``public:page``, ...). The manager only stores
+indexed by a key that the stream handler chooses (``org:<id>``, ``public``, ...). The manager only stores
 and looks up; it knows nothing of organisations, permissions or queues, so those rules stay in one place (the
 handler and the router) and this bottom layer can be tested exhaustively on its own.
 
