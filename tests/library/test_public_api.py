@@ -94,3 +94,7 @@ def test_the_core_rules_and_the_activity_model_name_no_entity_type() -> None:
         source = (ROOT / "src" / "syncstream" / relative).read_text()
         named = re.search(r"attachment|[\"']page[\"']|\bpage\.|PUBLIC_TYPES|ORG_SCOPED_TYPES", source, re.I)
         assert named is None, (relative, named)
+
+
+def test_the_package_says_it_is_typed() -> None:
+    assert (ROOT / "src" / "syncstream" / "py.typed").exists()  # PEP 561: type checkers read our hints
