@@ -32,8 +32,8 @@ if TYPE_CHECKING:
         end_session_streams,
         route,
     )
-    from syncstream._entities import EntityType, Scope, in_organization, in_project, public
-    from syncstream._library import Syncstream, entity_type
+    from syncstream._entities import EntityType, Scope, entity_type, in_organization, in_project, public
+    from syncstream._library import Syncstream
     from syncstream._streams import StreamPaths, StreamSlice, load_memberships, open_slice
     from syncstream.activities.log import read_after
     from syncstream.activities.model import Activity, NewActivity
@@ -98,7 +98,7 @@ _HOME = {
     "in_project": "syncstream._entities",
     "public": "syncstream._entities",
     "Syncstream": "syncstream._library",
-    "entity_type": "syncstream._library",
+    "entity_type": "syncstream._entities",
     "StreamPaths": "syncstream._streams",
     "StreamSlice": "syncstream._streams",
     "load_memberships": "syncstream._streams",

@@ -167,6 +167,17 @@ class MemberSubscriber(SliceSubscriber):
         self.close("forbidden", error_frame("forbidden", 403, detail, title="Forbidden"))
 
 
+def both(first: Permission | None, second: Permission | None) -> Permission | None:
+    """A rule that allows what both allow (either may be absent)."""
+    if first is None or second is None:
+        return first or second
+
+    def rule(access: Access, activity: Activity) -> bool:
+        return first(access, activity) and second(access, activity)
+
+    return rule
+
+
 def route(manager: SubscriberManager[Subscriber], activity: Activity) -> int:
     """Indexed lookup, then each candidate's own filter, then send; returns how many got it.
 

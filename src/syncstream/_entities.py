@@ -335,3 +335,28 @@ def ring_later(ring: Callable[[list[NewActivity], int], Any]) -> CommitHook:
 
 def names_of(entities: Iterable[EntityType]) -> frozenset[str]:
     return frozenset(e.name for e in entities)
+
+
+def entity_type(
+    name: str,
+    model: type[Any] | Table,
+    *,
+    scope: Scope,
+    shape: Shape,
+    untracked: Iterable[str] = (),
+    keys: Mapping[str, str] | None = None,
+) -> EntityType:
+    """An entity type, not yet declared anywhere (see :meth:`Syncstream.add`): ``name``
+    (lowercase, the stream's ``entityType``), its model or table, scope and JSON shape."""
+    check_name(name)
+    table = model if isinstance(model, Table) else model.__table__
+    return EntityType(
+        name=name,
+        table=table,
+        scope=scope,
+        shape=shape,
+        model=None if isinstance(model, Table) else model,
+        untracked=frozenset(untracked),
+        keys=dict(keys or {}),
+        id_attribute=id_attribute(name, table),
+    )

@@ -8,10 +8,7 @@ import functools
 import gc
 import inspect
 import logging
-import signal
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
-from types import FrameType
 from typing import Any, TypeVar, get_type_hints
 
 from fastapi import APIRouter, FastAPI, Request
@@ -25,6 +22,7 @@ from syncstream._access import (
     AccessIndex,
     Permission,
     apply_membership_change,
+    both,
     end_organization_streams,
     end_session_streams,
     route,
@@ -34,14 +32,15 @@ from syncstream._entities import (
     Scope,
     Shape,
     TxMeta,
-    check_name,
-    id_attribute,
+    entity_type,
     ring_later,
     set_context,
     track,
 )
 from syncstream._entities import record as record_change
+from syncstream._lifetime import close_streams, close_streams_on_exit_signal
 from syncstream._streams import StreamPaths, StreamSlice, open_slice, organization_slice
+from syncstream.activities import log
 from syncstream.activities.model import Action, Activity
 from syncstream.activities.transports.base import redact_url
 from syncstream.activities.writer import WriteTransaction
@@ -51,7 +50,6 @@ from syncstream.config import Settings
 from syncstream.db.migrate import upgrade
 from syncstream.modules.common import CallerDep, current_caller, wire_read_caches
 from syncstream.modules.streaming import measured
-from syncstream.permissions import Access
 from syncstream.runtime import Runtime, build_runtime
 from syncstream.stream.helpers import keep_alive
 from syncstream.stream.response import StreamMiddleware
@@ -249,8 +247,6 @@ class Syncstream:
     ) -> str | None:
         """The ID of the entity a create with this ``transactionId`` made, if any: a
         repeated create answers with it instead of creating twice."""
-        from syncstream.activities import log
-
         key = self._entity(entity).idempotency_key(user_id, organization_id, transaction_id)
         async with AsyncSession(self.runtime.database.reader) as session:
             return await log.find_by_idempotency_key(session, key)
@@ -345,7 +341,7 @@ class Syncstream:
             keep_alive(runtime.subscribers.get_all, self.settings.keepalive_seconds),
             name="syncstream-keep-alive",
         )
-        _close_streams_on_exit_signal(runtime)
+        close_streams_on_exit_signal(runtime)
         logger.info(
             "syncstream ready: database=%s bus=%s",
             runtime.database.dialect,
@@ -393,44 +389,8 @@ class Syncstream:
             app.build_middleware_stack = build_with_streams  # type: ignore[method-assign]
 
 
-def both(first: Permission | None, second: Permission | None) -> Permission | None:
-    """A rule that allows what both allow (either may be absent)."""
-    if first is None or second is None:
-        return first or second
-
-    def rule(access: Access, activity: Activity) -> bool:
-        return first(access, activity) and second(access, activity)
-
-    return rule
-
-
 def _apply(apply: Callable[[AccessIndex, Activity], None], access: AccessIndex, activity: Activity) -> None:
     apply(access, activity)
-
-
-def entity_type(
-    name: str,
-    model: type[Any] | Table,
-    *,
-    scope: Scope,
-    shape: Shape,
-    untracked: Iterable[str] = (),
-    keys: Mapping[str, str] | None = None,
-) -> EntityType:
-    """An entity type, not yet declared anywhere (see :meth:`Syncstream.add`): ``name``
-    (lowercase, the stream's ``entityType``), its model or table, scope and JSON shape."""
-    check_name(name)
-    table = model if isinstance(model, Table) else model.__table__
-    return EntityType(
-        name=name,
-        table=table,
-        scope=scope,
-        shape=shape,
-        model=None if isinstance(model, Table) else model,
-        untracked=frozenset(untracked),
-        keys=dict(keys or {}),
-        id_attribute=id_attribute(name, table),
-    )
 
 
 ORG_STREAM_DESCRIPTION = """
@@ -438,33 +398,3 @@ The organization's changes that you may read. Without `live`, one JSON page of
 catch-up; with `live=sse`, a Server-Sent Events stream: every missed change, one
 `offset` frame, then live changes and keep-alive pings. `Last-Event-ID` overrides `offset`.
 """
-
-
-def close_streams(runtime: Runtime, reason: str = "shutdown") -> None:
-    """End every open stream cleanly (clients resume elsewhere with Last-Event-ID), and
-    refuse new ones from now on."""
-    runtime.closing = True
-    for sub in runtime.subscribers.get_all():
-        sub.close(reason)
-
-
-def _close_streams_on_exit_signal(runtime: Runtime) -> None:
-    """Close streams as soon as the server is told to stop.
-
-    Servers such as uvicorn wait for open connections to finish before they run the
-    lifespan shutdown, and an SSE stream never finishes by itself: so on SIGTERM/SIGINT
-    we end every stream first (cleanly, clients resume elsewhere), then hand the signal
-    on to the server's own handler.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        previous = signal.getsignal(sig)
-
-        def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
-            loop.call_soon_threadsafe(close_streams, runtime)
-            if callable(previous):
-                previous(signum, frame)
-
-        signal.signal(sig, handler)
