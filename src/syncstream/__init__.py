@@ -32,7 +32,15 @@ if TYPE_CHECKING:
         end_session_streams,
         route,
     )
-    from syncstream._entities import EntityType, Scope, entity_type, in_organization, in_project, public
+    from syncstream._entities import (
+        EntityType,
+        Scope,
+        UnrecordedWriteError,
+        entity_type,
+        in_organization,
+        in_project,
+        public,
+    )
     from syncstream._library import Syncstream
     from syncstream._streams import StreamPaths, StreamSlice, load_memberships, open_slice
     from syncstream.activities.log import read_after
@@ -64,6 +72,7 @@ __all__ = [
     "StreamPaths",
     "StreamSlice",
     "Syncstream",
+    "UnrecordedWriteError",
     "WriteTransaction",
     "apply_membership_change",
     "current_caller",
@@ -94,6 +103,7 @@ _HOME = {
     "route": "syncstream._access",
     "EntityType": "syncstream._entities",
     "Scope": "syncstream._entities",
+    "UnrecordedWriteError": "syncstream._entities",
     "in_organization": "syncstream._entities",
     "in_project": "syncstream._entities",
     "public": "syncstream._entities",

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sqlalchemy import Table, event, inspect
-from sqlalchemy.orm import Session, attributes
+from sqlalchemy.orm import ORMExecuteState, Session, attributes
 
 from syncstream.activities import log
 from syncstream.activities.model import Action, NewActivity
@@ -295,6 +295,27 @@ def _after_commit(session: Session) -> None:
             logger.exception("after-commit hook failed")
 
 
+class UnrecordedWriteError(RuntimeError):
+    """An ORM bulk INSERT, UPDATE or DELETE of a declared model: the session events never
+    see its rows, so it would change them without their activities."""
+
+
+def _do_orm_execute(state: ORMExecuteState) -> None:
+    if not (state.is_insert or state.is_update or state.is_delete) or not _TRACKED:
+        return
+    mapper = state.bind_mapper
+    if mapper is None or mapper.class_ not in _TRACKED:
+        return
+    if state.execution_options.get("syncstream_recorded"):
+        return  # the caller records each row itself (sync.record) in this transaction
+    name = _TRACKED[mapper.class_].entity.name
+    raise UnrecordedWriteError(
+        f"a bulk statement on {mapper.class_.__name__} (entity type {name!r}) would change rows without "
+        "their activities: change loaded objects instead, or record each row with sync.record(...) and run "
+        "the statement with execution_options(syncstream_recorded=True)"
+    )
+
+
 def _after_rollback(session: Session) -> None:
     session.info.pop(RECORDED_KEY, None)
     session.info.pop(_PENDING_KEY, None)
@@ -314,6 +335,7 @@ def _install_listeners() -> None:
     event.listen(Session, "after_flush", _after_flush)
     event.listen(Session, "after_commit", _after_commit)
     event.listen(Session, "after_soft_rollback", lambda s, _t: _after_rollback(s))
+    event.listen(Session, "do_orm_execute", _do_orm_execute)
 
 
 def ring_later(ring: Callable[[list[NewActivity], int], Any]) -> CommitHook:

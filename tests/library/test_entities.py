@@ -10,13 +10,13 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import String, insert, select, text
+from sqlalchemy import String, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from databases import create_postgres_database, drop_postgres_database
-from syncstream import Activity, Settings, Syncstream, in_project, public
+from syncstream import Activity, Settings, Syncstream, UnrecordedWriteError, in_project, public
 from syncstream.db.migrate import upgrade
 from syncstream.db.schema import Activity as ActivityRow
 
@@ -129,7 +129,7 @@ async def test_explicit_records_for_core_writes_and_public_types_never_keep_tx(s
     row = {"id": "c1", "title": "Core"}
 
     def write(session: Session) -> int:
-        session.execute(insert(Notice).values(row))
+        session.execute(insert(Notice).values(row).execution_options(syncstream_recorded=True))
         return sync.record(session, "notice", "create", Notice(**row), user_id="u1", tx=TX)
 
     async with AsyncSession(sync.engine) as session:
@@ -182,3 +182,25 @@ async def test_postgres_orders_orm_writes_by_the_advisory_lock(sync: Syncstream)
     await first.close()
     await asyncio.wait_for(waiting, 30)
     assert [r.entity_id for r in await log_rows(sync)] == ["a", "b"]
+
+
+async def test_an_orm_bulk_statement_on_a_declared_model_is_refused_unless_recorded(sync: Syncstream) -> None:
+    async with AsyncSession(sync.engine) as session:
+        session.add(Note(id="n7", organization_id="o1", project_id=None, body_text="x"))
+        await session.commit()
+        with pytest.raises(UnrecordedWriteError, match="without their activities"):
+            await session.execute(update(Note).values(body_text="everyone"))
+        await session.rollback()
+
+        def recorded(s: Session) -> None:
+            s.execute(
+                update(Note)
+                .where(Note.id == "n7")
+                .values(body_text="y")
+                .execution_options(syncstream_recorded=True)
+            )
+            sync.record(s, "note", "update", s.get(Note, "n7"), changed_keys=["bodyText"])
+
+        await session.run_sync(recorded)
+        await session.commit()
+    assert [r.type for r in await log_rows(sync)] == ["note.created", "note.updated"]

@@ -33,6 +33,7 @@ PUBLIC = {
     "StreamPaths",
     "StreamSlice",
     "Syncstream",
+    "UnrecordedWriteError",
     "WriteTransaction",
     "apply_membership_change",
     "current_caller",
