@@ -88,9 +88,11 @@ async def current_caller(request: Request) -> Caller:
     """
     runtime: Runtime = request.app.state.runtime
     token = bearer_token(request)
-    key = None if token is None else token_key(token)
+    if token is None:
+        raise problems.unauthorized("Credentials are required: a bearer token or the session cookie.")
+    key = token_key(token)
     if key is None:
-        raise problems.unauthorized()
+        raise problems.invalid_token()
 
     async def load() -> Caller | None:
         async with runtime.database.reader.connect() as conn:
@@ -98,7 +100,7 @@ async def current_caller(request: Request) -> Caller:
 
     caller = await runtime.callers.get_or_load(key, load)
     if caller is None:
-        raise problems.unauthorized()
+        raise problems.invalid_token()
     return caller
 
 
