@@ -21,6 +21,7 @@ from syncstream.activities.tailer import LogTailer
 from syncstream.activities.transports import doorbell_from_url
 from syncstream.activities.transports.base import redact_url
 from syncstream.activities.writer import ActivityWriter
+from syncstream.api_docs import install_api_docs
 from syncstream.auth import passwords
 from syncstream.browser import router as browser_router
 from syncstream.config import Settings
@@ -131,6 +132,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         summary="Every change of your data, live, to the clients allowed to see it.",
         lifespan=lifespan,
+        docs_url=None,  # served from the installed assets, not a CDN: see api_docs.py
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.cors_origins = settings.cors_origins
@@ -153,6 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mount(app, router)
     mount(app, console_router)
     mount(app, browser_router)
+    install_api_docs(app)
     wire_read_caches(runtime)
     sync_stream.install(runtime)
     pages_stream.install(runtime)

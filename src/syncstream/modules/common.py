@@ -184,6 +184,18 @@ def wire_read_caches(runtime: Runtime) -> None:
         runtime.bus.on(event, lambda activity: forget_changed_reads(runtime, activity.type))
 
 
+#: The OpenAPI ``responses`` of a create that takes ``tx``: its idempotent replay.
+REPLAY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "A replay: a create repeated with a `tx.transactionId` already used returns "
+        "the entity the first one created, and writes nothing "
+        "(409 `conflict` if that entity was deleted since).",
+        "content": {"application/json": {"schema": {}}},
+    },
+    201: {"description": "Created."},
+}
+
+
 async def replayed_create(
     runtime: Runtime, key: str, model: type[Any], render: Callable[[Any], dict[str, Any]], what: str
 ) -> Response | None:

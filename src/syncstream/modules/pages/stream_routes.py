@@ -13,6 +13,7 @@ from syncstream.modules.pages.stream import (
     route_to_page_subscribers,
     should_receive_page_event,
 )
+from syncstream.modules.stream_docs import stream_route_docs
 from syncstream.modules.streaming import json_page, measured, open_sse, parse_params, resolve_offset
 from syncstream.permissions import PUBLIC_TYPES
 from syncstream.runtime import Runtime
@@ -23,7 +24,7 @@ router = APIRouter(tags=["streams"])
 @router.get(
     "/pages/stream",
     summary="The public pages stream (JSON page or SSE); no authentication",
-    responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}},
+    **stream_route_docs(PUBLIC_TYPES, authenticated=False),
 )
 async def pages_stream(request: Request, runtime: RuntimeDep) -> Response:
     params = parse_params(request, PUBLIC_TYPES)

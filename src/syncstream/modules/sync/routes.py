@@ -13,6 +13,7 @@ from syncstream.activities.model import Activity
 from syncstream.db.schema import Activity as ActivityRow
 from syncstream.db.schema import Membership
 from syncstream.modules.common import CallerDep, RuntimeDep, load_visible_org
+from syncstream.modules.stream_docs import stream_route_docs
 from syncstream.modules.streaming import json_page, measured, open_sse, parse_params, resolve_offset
 from syncstream.modules.sync.stream import (
     OrgStreamSubscriber,
@@ -72,7 +73,7 @@ async def _memberships(runtime: Runtime, user_id: str, organization_id: str) -> 
     "/organizations/{org}/sync/stream",
     summary="The organization's sync stream (JSON page or SSE)",
     description=STREAM_DESCRIPTION,
-    responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}},
+    **stream_route_docs(ORG_SCOPED_TYPES, authenticated=True),
 )
 async def org_stream(org: str, request: Request, caller: CallerDep, runtime: RuntimeDep) -> Response:
     found = await load_visible_org(runtime, caller, org)  # the org cache: no read on a hit
