@@ -29,6 +29,7 @@ from syncstream.console import router as console_router
 from syncstream.db.engine import Database
 from syncstream.db.migrate import upgrade
 from syncstream.errors import install_error_handlers
+from syncstream.http_metrics import HttpMetricsMiddleware
 from syncstream.logs import RequestIdMiddleware
 from syncstream.metrics import Metrics
 from syncstream.modules.attachments.routes import router as attachments_router
@@ -183,7 +184,11 @@ class SyncstreamApp(FastAPI):
         # Outside even Starlette's error middleware, which wraps ``send`` in a closure:
         # streams need the server's own ``send`` to reach the transport. CORS goes
         # outside that, so that stream responses carry its headers too.
-        stack: ASGIApp = StreamMiddleware(RequestIdMiddleware(super().build_middleware_stack()))
+        # HTTP metrics go inside it, where a stream's route is still known (a stream is
+        # counted as it opens: see http_metrics).
+        metrics = self.state.runtime.metrics
+        inner = HttpMetricsMiddleware(RequestIdMiddleware(super().build_middleware_stack()), metrics)
+        stack: ASGIApp = StreamMiddleware(inner)
         if self.cors_origins:
             stack = CORSMiddleware(
                 stack,

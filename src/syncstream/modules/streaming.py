@@ -106,6 +106,10 @@ async def json_page(
         cursor_json,
         b"true" if has_more else b"false",
     )
+    metrics = runtime.metrics
+    metrics.catchup_pages.labels("json").inc()
+    metrics.catchup_activities.labels("json").inc(len(messages))
+    metrics.catchup_bytes.labels("json").inc(len(body))
     return Response(body, media_type="application/json")
 
 
@@ -149,6 +153,9 @@ def open_sse(
             complete = True
         frames = [(a.id, change_frame(a.id, render_message(a))) for a in rows if accept(a)]
         metrics.messages_sent.inc(len(frames))
+        metrics.catchup_pages.labels("sse").inc()
+        metrics.catchup_activities.labels("sse").inc(len(frames))
+        metrics.catchup_bytes.labels("sse").inc(sum(len(frame) for _, frame in frames))
         return CatchUpPage(frames, rows[-1].id if rows else after, complete=complete)
 
     async def pruned_past(after: int) -> bool:
