@@ -18,7 +18,7 @@ from starlette.types import ASGIApp
 
 from syncstream.activities.bus import ActivityBus
 from syncstream.activities.tailer import LogTailer
-from syncstream.activities.transports import doorbell_from_url
+from syncstream.activities.transports import Doorbell, channel_for_database, doorbell_from_url
 from syncstream.activities.transports.base import redact_url
 from syncstream.activities.writer import ActivityWriter
 from syncstream.api_docs import install_api_docs
@@ -54,9 +54,16 @@ from syncstream.stream.subscriber import Subscriber
 logger = logging.getLogger("syncstream")
 
 
+def build_doorbell(settings: Settings) -> Doorbell:
+    """The bus URL's doorbell, on ``SYNCSTREAM_BUS_CHANNEL`` or else the channel derived
+    from the database: deployments sharing a Redis or NATS server stay apart."""
+    channel = settings.bus_channel or channel_for_database(settings.database_url)
+    return doorbell_from_url(settings.bus_url, channel=channel)
+
+
 def build_runtime(settings: Settings) -> Runtime:
     database = Database.connect(settings.database_url, pool_size=settings.database_pool_size, serial=True)
-    doorbell = doorbell_from_url(settings.bus_url)
+    doorbell = build_doorbell(settings)
     bus = ActivityBus()
     subscribers: SubscriberManager[Subscriber] = SubscriberManager()
     return Runtime(

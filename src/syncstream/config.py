@@ -48,6 +48,9 @@ def _env_list(name: str) -> tuple[str, ...]:
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     bus_url: str = DEFAULT_BUS_URL
+    #: The doorbell's channel (Redis channel, NATS subject token, PostgreSQL NOTIFY
+    #: channel). None: derived from the database URL (see ``channel_for_database``).
+    bus_channel: str | None = None
     database_pool_size: int = 10
     keepalive_seconds: float = 30.0
     slow_consumer_messages: int = 1000
@@ -70,6 +73,7 @@ class Settings:
         return cls(
             database_url=os.environ.get("SYNCSTREAM_DATABASE_URL") or DEFAULT_DATABASE_URL,
             bus_url=os.environ.get("SYNCSTREAM_BUS_URL") or DEFAULT_BUS_URL,
+            bus_channel=os.environ.get("SYNCSTREAM_BUS_CHANNEL", "").strip() or None,
             database_pool_size=_env_int("SYNCSTREAM_DATABASE_POOL_SIZE", 10),
             keepalive_seconds=_env_float("SYNCSTREAM_KEEPALIVE_SECONDS", 30.0),
             slow_consumer_messages=_env_int("SYNCSTREAM_SLOW_CONSUMER_MESSAGES", 1000),
