@@ -60,6 +60,10 @@ class Settings:
     #: that makes a lost notification cost latency, never data.
     poll_seconds: float = 1.0
     catchup_page_size: int = 1000
+    #: Bytes of activities (their stored JSON, plus a fixed overhead each) one read of the
+    #: log for a stream holds: an SSE catch-up page, a JSON page. A single larger activity
+    #: is still read alone, so every reader moves on.
+    page_bytes: int = 1024 * 1024
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     #: Failed sign-ins allowed per account in one window (per client address: ten times as many).
     #: Argon2id cost of new password hashes (argon2-cffi's defaults).
@@ -80,6 +84,7 @@ class Settings:
             retry_ms=_env_int("SYNCSTREAM_RETRY_MS", 5000),
             max_body_bytes=_env_int("SYNCSTREAM_MAX_BODY_BYTES", 1024 * 1024),
             poll_seconds=_env_float("SYNCSTREAM_POLL_SECONDS", 1.0),
+            page_bytes=_env_int("SYNCSTREAM_PAGE_BYTES", 1024 * 1024),
             cors_origins=_env_list("SYNCSTREAM_CORS_ORIGINS"),
             password_time_cost=_env_int("SYNCSTREAM_PASSWORD_TIME_COST", 3),
             password_memory_kib=_env_int("SYNCSTREAM_PASSWORD_MEMORY_KIB", 65536),

@@ -96,10 +96,15 @@ async def project_stream(
         max_queued=runtime.settings.slow_consumer_messages,
     )
 
-    async def read_after(after: int, limit: int) -> list[Activity]:
+    async def read_after(after: int, limit: int, max_bytes: int) -> list[Activity]:
         async with runtime.database.reader.connect() as conn:
             return await log.read_after(
-                conn, after, limit=limit, organization_id=found.id, entity_types={"attachment"}
+                conn,
+                after,
+                limit=limit,
+                max_bytes=max_bytes,
+                organization_id=found.id,
+                entity_types={"attachment"},
             )
 
     def accept(activity: Activity) -> bool:

@@ -40,8 +40,16 @@ from syncstream.stream.subscriber import Subscriber
 
 logger = logging.getLogger("syncstream.stream")
 
-#: Reads activities after an ID, already narrowed (in SQL) to what the caller may see.
-ReadAfter = Callable[[int, int], Awaitable[list[Activity]]]
+#: Reads activities after an ID, already narrowed (in SQL) to what the caller may see:
+#: ``read_after(after, limit, max_bytes)``, as :func:`syncstream.activities.log.read_after`
+#: does (a :class:`~syncstream.activities.log.LogPage` tells when the byte bound cut it).
+ReadAfter = Callable[[int, int, int], Awaitable[list[Activity]]]
+
+
+def _cut(rows: list[Activity]) -> bool:
+    return isinstance(rows, log.LogPage) and rows.cut
+
+
 Accept = Callable[[Activity], bool]
 
 
@@ -88,8 +96,11 @@ async def json_page(
     The offset was checked against pruned history before the read; a prune that ran
     between that check and the read would leave a silent gap, so an explicit cursor is
     checked again after it (as SSE catch-up does between its pages).
+
+    A page holds at most ``limit`` activities and at most ``SYNCSTREAM_PAGE_BYTES`` of
+    them (but always one): it may hold fewer than ``limit`` with ``hasMore`` true.
     """
-    rows = await read_after(resolved.after, limit + 1)
+    rows = await read_after(resolved.after, limit + 1, runtime.settings.page_bytes)
     if resolved.after > 0:
         async with runtime.database.reader.connect() as conn:
             pruned = await log.pruned_through(conn)
@@ -97,7 +108,7 @@ async def json_page(
             raise problems.must_refetch(
                 f"history was pruned through {pruned} while this page was read; start again from -1"
             )
-    has_more = len(rows) > limit
+    has_more = len(rows) > limit or _cut(rows)
     messages = [render_message(a) for a in rows[:limit] if accept(a)]
     cursor = rows[min(len(rows), limit) - 1].id if rows else resolved.reported
     cursor_json = b"null" if cursor is None else b'"%d"' % cursor
@@ -132,6 +143,7 @@ def open_sse(
     if runtime.closing:
         raise problems.unavailable("The server is shutting down; reconnect to another.", retry_after=1)
     page_size = runtime.settings.catchup_page_size
+    page_bytes = runtime.settings.page_bytes
     metrics = runtime.metrics
     tailer = runtime.tailer
 
@@ -144,10 +156,12 @@ def open_sse(
             # Nothing this process has routed is newer: the read could only return rows
             # to drop (the usual ``offset=now``), so skip it and its pruning check.
             return CatchUpPage([], after, complete=True)
-        rows = await read_after(after, page_size)
+        # Bounded by bytes as well as rows: replay writes each page (waiting while the
+        # transport is paused) before it reads the next, so a stream holds one page.
+        rows = await read_after(after, page_size, page_bytes)
         if await pruned_past(after):
             return CatchUpPage([], after, complete=False)  # the subscriber is closed: replay ends
-        complete = len(rows) < page_size
+        complete = len(rows) < page_size and not _cut(rows)
         if rows and rows[-1].id > until:
             rows = [a for a in rows if a.id <= until]
             complete = True

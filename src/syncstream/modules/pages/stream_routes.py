@@ -35,9 +35,11 @@ async def pages_stream(request: Request, runtime: RuntimeDep) -> Response:
         max_queued=runtime.settings.slow_consumer_messages,
     )
 
-    async def read_after(after: int, limit: int) -> list[Activity]:
+    async def read_after(after: int, limit: int, max_bytes: int) -> list[Activity]:
         async with runtime.database.reader.connect() as conn:
-            return await log.read_after(conn, after, limit=limit, entity_types=sub.entity_types)
+            return await log.read_after(
+                conn, after, limit=limit, max_bytes=max_bytes, entity_types=sub.entity_types
+            )
 
     def accept(activity: Activity) -> bool:
         return should_receive_page_event(sub, activity)

@@ -96,7 +96,7 @@ async def org_stream(org: str, request: Request, caller: CallerDep, runtime: Run
         max_queued=runtime.settings.slow_consumer_messages,
     )
 
-    async def read_after(after: int, limit: int) -> list[Activity]:
+    async def read_after(after: int, limit: int, max_bytes: int) -> list[Activity]:
         if sub.scope is None:
             return []
         async with runtime.database.reader.connect() as conn:
@@ -104,6 +104,7 @@ async def org_stream(org: str, request: Request, caller: CallerDep, runtime: Run
                 conn,
                 after,
                 limit=limit,
+                max_bytes=max_bytes,
                 organization_id=found.id,
                 entity_types=sub.entity_types,
                 scope=sub.scope,
