@@ -225,8 +225,8 @@ async def test_now_and_live_delivery_agree_in_every_interleaving(
 
 
 @pytest.mark.parametrize("stream", STREAMS)
-async def test_the_reported_interleaving(runtime: Runtime, stream: str) -> None:
-    """The issue's case spelled out: activities commit and the tailer routes them between
+async def test_overtaken_at_every_step_at_once(runtime: Runtime, stream: str) -> None:
+    """Activities commit and the tailer routes them between
     the position read and registration, around the memberships read, and during catch-up."""
     schedule = {
         "before_route": "w",
