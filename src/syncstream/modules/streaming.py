@@ -224,6 +224,7 @@ def open_sse(
         on_open=opened,
         on_close=closed,
         retry_ms=runtime.settings.retry_ms,
+        max_write_bytes=page_bytes,
         # A stream's response start bypasses RequestIdMiddleware (it is sent from
         # StreamMiddleware, outside it), so the echo is added here.
         extra_headers=[(b"x-request-id", request_id.get().encode())],

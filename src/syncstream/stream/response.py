@@ -143,12 +143,16 @@ class SSEResponse(Response):
         on_close: Callable[[Subscriber], None],
         retry_ms: int,
         extra_headers: list[tuple[bytes, bytes]] | None = None,
+        max_write_bytes: int | None = None,
     ) -> None:
         self.subscriber = subscriber
         self.catch_up: AsyncIterator[bytes] | None = catch_up
         self.on_open: Callable[[Subscriber], None] | None = on_open
         self.on_close = on_close
         self.retry_ms = retry_ms
+        #: What one write of the outbox takes at most (one frame always), when the
+        #: stream's task writes it (a paused transport, or no direct path).
+        self.max_write_bytes = max_write_bytes
         self.raw_headers = SSE_HEADERS + (extra_headers or [])
         self.status_code = 200
         self.background = None
@@ -241,7 +245,7 @@ class SSEResponse(Response):
         the server's ``receive``, which returns when the client leaves or when the sink
         wakes it for what the flusher may not write (a paused transport, a close)."""
         subscriber = self.subscriber
-        while (data := subscriber.take_all()) is not None:
+        while (data := subscriber.take_all(self.max_write_bytes)) is not None:
             if data:
                 await self._write(send, data)
             else:
