@@ -72,7 +72,9 @@ def build_runtime(settings: Settings) -> Runtime:
         doorbell=doorbell,
         bus=bus,
         writer=ActivityWriter(database, doorbell),
-        tailer=LogTailer(database, bus, doorbell, poll_seconds=settings.poll_seconds),
+        tailer=LogTailer(
+            database, bus, doorbell, poll_seconds=settings.poll_seconds, max_bytes=settings.page_bytes
+        ),
         subscribers=subscribers,
         metrics=Metrics(subscribers.count),
     )

@@ -15,7 +15,9 @@ import pytest
 
 from databases import create_postgres_database, drop_postgres_database
 from syncstream.activities import log
+from syncstream.activities.bus import ActivityBus
 from syncstream.activities.model import Activity, NewActivity
+from syncstream.activities.tailer import LogTailer
 from syncstream.activities.transports import doorbell_from_url
 from syncstream.activities.writer import ActivityWriter, WriteTransaction
 from syncstream.db.engine import Database
@@ -122,3 +124,26 @@ async def test_the_row_limit_still_holds_and_small_reads_are_whole(database: Dat
     rest = await read(database, ids[9], 1000)
     assert [a.id for a in rest] == ids[10:]
     assert not rest.cut
+
+
+async def test_the_tailer_routes_a_burst_of_big_writes_in_bounded_reads(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bus = ActivityBus()
+    routed: list[int] = []
+    bus.on("page.updated", lambda activity: routed.append(activity.id))
+    tailer = LogTailer(database, bus, doorbell_from_url("memory://", channel="tail"), max_bytes=BOUND)
+    ids = await write(database, [BIG] * 7)
+    reads: list[list[Activity]] = []
+    read_after = log.read_after
+
+    async def recorded(*args: object, **kwargs: object) -> log.LogPage:
+        page = await read_after(*args, **kwargs)  # type: ignore[arg-type]
+        reads.append(list(page))
+        return page
+
+    monkeypatch.setattr(log, "read_after", recorded)
+    await tailer._drain()
+    assert routed == ids  # all of them, in order, in one drain
+    assert all(sum(map(size_of, page)) <= BOUND for page in reads if page)
+    assert len(reads) >= 4
