@@ -147,3 +147,36 @@ async def test_the_tailer_routes_a_burst_of_big_writes_in_bounded_reads(
     assert routed == ids  # all of them, in order, in one drain
     assert all(sum(map(size_of, page)) <= BOUND for page in reads if page)
     assert len(reads) >= 4
+
+
+async def test_the_filters_hold_in_a_bounded_read(database: Database) -> None:
+    """The org stream's filters (organization, types, readable projects), with big and
+    small activities mixed: a bounded read is a prefix of the unbounded one, filtered alike."""
+    from syncstream.permissions import ReadScope
+
+    writer = ActivityWriter(database, doorbell_from_url("memory://", channel="bounded-filters"))
+
+    def attachment(n: int, org: str, project: str | None, size: int) -> NewActivity:
+        data = {"id": f"at_{n}", "name": "n" * size}
+        return NewActivity("create", "attachment", f"at_{n}", org, project, None, data)
+
+    plan = [("org_1", None, BIG), ("org_2", None, 10), ("org_1", "prj_1", BIG), ("org_1", "prj_2", BIG)]
+    plan += [("org_1", None, 10), ("org_1", "prj_2", 10), ("org_1", None, BIG), ("org_1", "prj_1", 10)]
+    for n, (org, project, size) in enumerate(plan):
+        await writer.run(lambda tx, n=n, o=org, p=project, s=size: tx.record(attachment(n, o, p, s)))
+    scope = ReadScope(everything=False, unscoped=True, project_ids=frozenset({"prj_2"}))
+    filters = {"organization_id": "org_1", "entity_types": {"attachment"}, "scope": scope}
+    async with database.reader.connect() as conn:
+        whole = await log.read_after(conn, 0, limit=1000, **filters)  # type: ignore[arg-type]
+        names = [a.entity_id for a in whole]
+        assert names == ["at_0", "at_3", "at_4", "at_5", "at_6"]
+        got: list[str] = []
+        after = 0
+        while True:
+            page = await log.read_after(conn, after, limit=1000, max_bytes=BOUND, **filters)  # type: ignore[arg-type]
+            assert len(page) == 1 or sum(map(size_of, page)) <= BOUND
+            got += [a.entity_id for a in page]
+            if not page.cut:
+                break
+            after = page[-1].id
+    assert got == names
