@@ -22,6 +22,7 @@ from syncstream.activities.transports import doorbell_from_url
 from syncstream.activities.writer import ActivityWriter, WriteTransaction
 from syncstream.db.engine import Database
 from syncstream.db.migrate import upgrade
+from syncstream.permissions import ReadScope
 
 KIB = 1024
 BIG = 500 * KIB  # the issue's page: 500 KiB of content
@@ -152,8 +153,6 @@ async def test_the_tailer_routes_a_burst_of_big_writes_in_bounded_reads(
 async def test_the_filters_hold_in_a_bounded_read(database: Database) -> None:
     """The org stream's filters (organization, types, readable projects), with big and
     small activities mixed: a bounded read is a prefix of the unbounded one, filtered alike."""
-    from syncstream.permissions import ReadScope
-
     writer = ActivityWriter(database, doorbell_from_url("memory://", channel="bounded-filters"))
 
     def attachment(n: int, org: str, project: str | None, size: int) -> NewActivity:
