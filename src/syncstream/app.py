@@ -21,6 +21,7 @@ from syncstream.activities.tailer import LogTailer
 from syncstream.activities.transports import Doorbell, channel_for_database, doorbell_from_url
 from syncstream.activities.transports.base import redact_url
 from syncstream.activities.writer import ActivityWriter
+from syncstream.admission import stream_quota
 from syncstream.api_docs import install_api_docs
 from syncstream.auth import passwords
 from syncstream.browser import router as browser_router
@@ -77,6 +78,7 @@ def build_runtime(settings: Settings) -> Runtime:
         ),
         subscribers=subscribers,
         metrics=Metrics(subscribers.count),
+        quota=stream_quota(settings),
     )
 
 
@@ -197,7 +199,8 @@ class SyncstreamApp(FastAPI):
         # counted as it opens: see http_metrics).
         metrics = self.state.runtime.metrics
         inner = HttpMetricsMiddleware(RequestIdMiddleware(super().build_middleware_stack()), metrics)
-        stack: ASGIApp = StreamMiddleware(inner)
+        open_wait = self.state.runtime.settings.stream_open_wait_seconds
+        stack: ASGIApp = StreamMiddleware(inner, open_wait_seconds=open_wait)
         if self.cors_origins:
             stack = CORSMiddleware(
                 stack,

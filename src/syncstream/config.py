@@ -71,6 +71,20 @@ class Settings:
     password_memory_kib: int = 65536
     sign_in_attempts: int = 10
     sign_in_window_seconds: float = 60.0
+    #: Admission (docs/reliability.md, "Attacks on an open server"). A request's head must
+    #: arrive whole within this many seconds of its first byte (or of the connection), its
+    #: body within that many of its head (Apache's and nginx's defaults); then the
+    #: connection is closed.
+    head_timeout_seconds: float = 20.0
+    body_timeout_seconds: float = 60.0
+    #: How long a stream request waits for one of the 64 opening slots before a 503.
+    stream_open_wait_seconds: float = 10.0
+    #: Open streams per user and per client address (an IPv6 /64): one person's browsers
+    #: and devices, not a flood; past them a 429. ``max_streams`` caps the process (None:
+    #: derived from the open-file limit, see syncstream.admission).
+    streams_per_user: int = 32
+    streams_per_address: int = 64
+    max_streams: int | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -90,6 +104,12 @@ class Settings:
             password_memory_kib=_env_int("SYNCSTREAM_PASSWORD_MEMORY_KIB", 65536),
             sign_in_attempts=_env_int("SYNCSTREAM_SIGN_IN_ATTEMPTS", 10),
             sign_in_window_seconds=_env_float("SYNCSTREAM_SIGN_IN_WINDOW_SECONDS", 60.0),
+            head_timeout_seconds=_env_float("SYNCSTREAM_HEAD_TIMEOUT_SECONDS", 20.0),
+            body_timeout_seconds=_env_float("SYNCSTREAM_BODY_TIMEOUT_SECONDS", 60.0),
+            stream_open_wait_seconds=_env_float("SYNCSTREAM_STREAM_OPEN_WAIT_SECONDS", 10.0),
+            streams_per_user=_env_int("SYNCSTREAM_STREAMS_PER_USER", 32),
+            streams_per_address=_env_int("SYNCSTREAM_STREAMS_PER_ADDRESS", 64),
+            max_streams=_env_int("SYNCSTREAM_MAX_STREAMS", 0) or None,
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -15,6 +15,7 @@ from syncstream.db.read_cache import ReadCache
 from syncstream.db.views import OrgInfo
 from syncstream.metrics import Metrics
 from syncstream.stream.manager import SubscriberManager
+from syncstream.stream.quota import StreamQuota
 from syncstream.stream.subscriber import Subscriber
 
 
@@ -28,6 +29,8 @@ class Runtime:
     tailer: LogTailer
     subscribers: SubscriberManager[Subscriber]
     metrics: Metrics
+    #: Open streams per user, per client address and in all (syncstream.admission).
+    quota: StreamQuota
     #: Token hash → caller, and org ID or slug → org: read by nearly every request,
     #: cleared by the writes that change them (modules/common.py wires that).
     callers: ReadCache[str, Caller] = field(default_factory=ReadCache)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -35,6 +35,7 @@ from syncstream.stream.cursor import (
 from syncstream.stream.frames import error_frame
 from syncstream.stream.helpers import change_frame
 from syncstream.stream.manager import SubscriberManager
+from syncstream.stream.quota import Lease, QuotaExceeded, address_holder
 from syncstream.stream.response import SSEResponse
 from syncstream.stream.subscriber import Subscriber
 
@@ -133,6 +134,7 @@ def open_sse(
     accept: Accept,
     resolved: Resolved | None,
     prepare: Callable[[], Awaitable[Resolved | None]] | None = None,
+    holders: Sequence[tuple[str, str]] = (),
 ) -> SSEResponse:
     """The SSE response for a subscriber; it registers itself before catch-up reads.
 
@@ -142,6 +144,7 @@ def open_sse(
     """
     if runtime.closing:
         raise problems.unavailable("The server is shutting down; reconnect to another.", retry_after=1)
+    lease = take_lease(runtime, holders)
     page_size = runtime.settings.catchup_page_size
     page_bytes = runtime.settings.page_bytes
     metrics = runtime.metrics
@@ -228,7 +231,43 @@ def open_sse(
         # A stream's response start bypasses RequestIdMiddleware (it is sent from
         # StreamMiddleware, outside it), so the echo is added here.
         extra_headers=[(b"x-request-id", request_id.get().encode())],
+        release=lease.release,
     )
+
+
+def stream_holders(request: Request, user_id: str | None = None) -> list[tuple[str, str]]:
+    """Whom a stream counts against: its client's address (an IPv6 /64) and, if signed
+    in, its user. The address is the one uvicorn reports: behind a proxy, the one the
+    proxy forwards (``X-Forwarded-For`` from ``--forwarded-allow-ips``)."""
+    holders = [("address", address_holder(request.client.host if request.client else "unknown"))]
+    if user_id is not None:
+        holders.append(("user", user_id))
+    return holders
+
+
+#: Retry-After of a stream refused by its user's or address's quota: until one of the
+#: holder's streams ends, which a retry cannot hurry.
+QUOTA_RETRY_AFTER_SECONDS = 10
+#: Retry-After of a stream refused by the process-wide cap (another process may have room).
+FULL_RETRY_AFTER_SECONDS = 5
+
+
+def take_lease(runtime: Runtime, holders: Sequence[tuple[str, str]]) -> Lease:
+    """A place for one more stream, or the problem that refuses it."""
+    try:
+        return runtime.quota.acquire(holders)
+    except QuotaExceeded as exc:
+        if exc.kind == "process":
+            logger.warning("stream refused: this process holds its maximum of %d streams", exc.limit)
+            raise problems.unavailable(
+                f"This server holds its maximum of {exc.limit} streams; try again later.",
+                retry_after=FULL_RETRY_AFTER_SECONDS,
+            ) from exc
+        who = "user" if exc.kind == "user" else "client address"
+        raise problems.too_many_requests(
+            f"This {who} has {exc.limit} streams open, the most allowed; close one and try again.",
+            QUOTA_RETRY_AFTER_SECONDS,
+        ) from exc
 
 
 Router = Callable[[SubscriberManager[Subscriber], Activity], int]

@@ -14,7 +14,14 @@ from syncstream.modules.pages.stream import (
     should_receive_page_event,
 )
 from syncstream.modules.stream_docs import stream_route_docs
-from syncstream.modules.streaming import json_page, measured, open_sse, parse_params, resolve_offset
+from syncstream.modules.streaming import (
+    json_page,
+    measured,
+    open_sse,
+    parse_params,
+    resolve_offset,
+    stream_holders,
+)
 from syncstream.permissions import PUBLIC_TYPES
 from syncstream.runtime import Runtime
 
@@ -46,7 +53,15 @@ async def pages_stream(request: Request, runtime: RuntimeDep) -> Response:
 
     if not params.live:
         return await json_page(runtime, read_after, accept, resolved, params.limit)
-    return open_sse(runtime, sub, stream="pages", read_after=read_after, accept=accept, resolved=resolved)
+    return open_sse(
+        runtime,
+        sub,
+        stream="pages",
+        read_after=read_after,
+        accept=accept,
+        resolved=resolved,
+        holders=stream_holders(request),
+    )
 
 
 def install(runtime: Runtime) -> None:

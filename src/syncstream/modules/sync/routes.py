@@ -14,7 +14,14 @@ from syncstream.db.schema import Activity as ActivityRow
 from syncstream.db.schema import Membership
 from syncstream.modules.common import CallerDep, RuntimeDep, load_visible_org
 from syncstream.modules.stream_docs import stream_route_docs
-from syncstream.modules.streaming import json_page, measured, open_sse, parse_params, resolve_offset
+from syncstream.modules.streaming import (
+    json_page,
+    measured,
+    open_sse,
+    parse_params,
+    resolve_offset,
+    stream_holders,
+)
 from syncstream.modules.sync.stream import (
     OrgStreamSubscriber,
     apply_membership_change,
@@ -138,6 +145,7 @@ async def org_stream(org: str, request: Request, caller: CallerDep, runtime: Run
         accept=accept,
         resolved=resolved,
         prepare=reload_memberships,
+        holders=stream_holders(request, caller.user_id),
     )
 
 
