@@ -67,6 +67,8 @@ class ServerProcess:
     access_log: bool = False
     #: (soft, hard) RLIMIT_NOFILE of the server process, to test what it does near the limit.
     nofile: tuple[int, int] | None = None
+    #: More ``serve`` flags (``--http h11``, ``--max-streams 10``, …).
+    args: tuple[str, ...] = ()
     port: int = field(default_factory=free_port)
     log_path: Path | None = None
     process: subprocess.Popen[bytes] | None = None
@@ -95,6 +97,7 @@ class ServerProcess:
                 "--log-level",
                 self.log_level,
                 *(["--access-log"] if self.access_log else []),
+                *self.args,
             ],
             env=env,
             stdout=log,
