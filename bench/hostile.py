@@ -11,10 +11,10 @@ at full cost, 20 s head and 60 s body deadlines, 32 streams per user, 64 per add
   withhold it, 10 % send a stream ``GET`` with ``Content-Length: 5`` and no body (the attack that once
   stopped every stream; refused at once, and sent again a second later);
 - **anonymous streams** (``--anonymous``): public pages streams, from four addresses, held throughout;
-- **a sign-up flood**: 8 sign-ups in flight at all times from one address;
+- **a sign-up flood**: ``--signups`` (8) sign-ups in flight at all times from one address;
 - **big-page catch-ups**: a system admin first edits one 500 KiB page ``--big-pages`` times; then two
-  clients page through the pages stream in JSON (``limit=1000``) and one reads it as SSE from ``-1``, over
-  and over;
+  (``--catchups``) clients page through the pages stream in JSON (``limit=1000``) and one reads it as SSE
+  from ``-1``, over and over (``--signups 0 --catchups 0`` leaves the admission attacks alone);
 - **ordinary clients**: ``--subscribers`` members hold their organization's stream for the whole run, and
   ``--openers`` members keep opening it (``offset=now``), wait for its ``offset`` frame (the *stream open*
   time) and close it a second later, while the owner creates attachments at ``--rate`` per second.
@@ -64,6 +64,8 @@ class Options:
     openers: int = 20
     rate: float = 20.0
     big_pages: int = 100
+    signups: int = 8
+    catchups: int = 2
     memory_bound_mib: float = 768.0
     database_url: str | None = None
     out: Path = Path("bench/results/hostile.json")
@@ -84,7 +86,7 @@ class Tally:
     writes_ok: int = 0
     writes_failed: Counter[str] = field(default_factory=Counter)
     health: dict[int, int] = field(default_factory=dict)
-    health_failures: int = 0
+    health_failures: Counter[str] = field(default_factory=Counter)
     rss: list[float] = field(default_factory=list)
 
 
@@ -331,14 +333,14 @@ async def sampler(base: str, pid: int, tally: Tally, stop: asyncio.Event) -> Non
                 tally.rss.append(rss)
             started = time.perf_counter()
             try:
-                ok = (await client.get("/health")).status_code == 200
-            except httpx.HTTPError:
-                ok = False
-            if ok:
+                status = str((await client.get("/health")).status_code)
+            except httpx.HTTPError as exc:
+                status = type(exc).__name__
+            if status == "200":
                 bucket = bucket_of((time.perf_counter() - started) * 1000)
                 tally.health[bucket] = tally.health.get(bucket, 0) + 1
             else:
-                tally.health_failures += 1
+                tally.health_failures[status] += 1
             await asyncio.sleep(0.5)
 
 
@@ -398,9 +400,13 @@ async def run(options: Options) -> dict[str, Any]:
                 asyncio.create_task(idle_connection(port, kind, tally, stop)) for kind in _kinds(options.idle)
             ]
             anonymous = asyncio.create_task(anonymous_streams(port, options.anonymous, tally))
-            tasks += [asyncio.create_task(signup_flood(client, tally, stop)) for _ in range(8)]
-            tasks += [asyncio.create_task(json_catchups(client, tally, stop, who)) for who in range(2)]
-            tasks.append(asyncio.create_task(sse_catchups(port, tally, stop)))
+            tasks += [asyncio.create_task(signup_flood(client, tally, stop)) for _ in range(options.signups)]
+            tasks += [
+                asyncio.create_task(json_catchups(client, tally, stop, who))
+                for who in range(options.catchups)
+            ]
+            if options.catchups:
+                tasks.append(asyncio.create_task(sse_catchups(port, tally, stop)))
             openers = members[options.subscribers :]
             tasks += [
                 asyncio.create_task(opener(port, org_id, token, n, tally, stop))
@@ -451,7 +457,7 @@ async def run(options: Options) -> dict[str, Any]:
         "health_ms": {
             "p50": percentile(tally.health, 0.5),
             "p99": percentile(tally.health, 0.99),
-            "failures": tally.health_failures,
+            "failures": dict(tally.health_failures),
             "after": health.status_code,
         },
         "writes": {"ok": tally.writes_ok, "failed": dict(tally.writes_failed)},
@@ -480,7 +486,7 @@ async def run(options: Options) -> dict[str, Any]:
         "open_p99_within_1s": p99 is not None and p99 <= 1000,
         "nothing_lost": lost == 0 and repeated == 0 and out_of_order == 0 and tally.writes_ok > 0,
         "memory_within_bound": peak_under_load <= options.memory_bound_mib,
-        "health_answered": tally.health_failures == 0 and health.status_code == 200,
+        "health_answered": not tally.health_failures and health.status_code == 200,
     }
     return result
 
@@ -503,6 +509,8 @@ def main(argv: list[str]) -> int:
         "openers",
         "rate",
         "big_pages",
+        "signups",
+        "catchups",
         "memory_bound_mib",
     ):
         kind = type(getattr(defaults, name))
