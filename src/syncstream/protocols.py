@@ -13,6 +13,11 @@ and ``client_body_timeout`` and Apache ``mod_reqtimeout``:
   head. Both are totals, not idle times between reads: a client trickling a byte a second
   would otherwise never reach either.
 
+A head is also bounded in bytes: httptools buffers an incomplete head without limit (a
+client streaming one endless header value at link speed filled memory within the head
+deadline), so past :data:`MAX_HEAD_BYTES` the answer is ``431`` at once. (h11 has the
+bound already: uvicorn's ``h11_max_incomplete_event_size``.)
+
 Past either the connection is closed. A client that had sent part of a request first gets
 ``408`` (an RFC 9457 problem, ``request_timeout``) with ``Connection: close``, unless a
 response is already under way; one that sent nothing is closed silently, as nginx and
@@ -49,15 +54,41 @@ def _deadlines() -> tuple[float, float]:
     return settings.head_timeout_seconds, settings.body_timeout_seconds
 
 
-def request_timeout_response(what: str, seconds: float) -> bytes:
-    body = (
-        b'{"type":"request_timeout","title":"Request timeout","status":408,'
-        b'"detail":"The request %s did not arrive within %g s."}' % (what.encode(), seconds)
-    )
+#: The most an incomplete request head may take: the application's own bound on header
+#: fields (``request_limits``, 64 KiB) plus as much again for the request line. httptools
+#: buffers a head in memory until it is complete, without a bound of its own.
+MAX_HEAD_BYTES = 128 * 1024
+#: How long a refused connection is still read (and what comes discarded) before it is
+#: closed, so that the refusal is not lost to a reset while the client is still sending
+#: (nginx's ``lingering_close``).
+LINGER_SECONDS = 2.0
+
+
+def _problem_response(status: bytes, type_: bytes, title: bytes, detail: bytes) -> bytes:
+    body = b'{"type":"%s","title":"%s","status":%s,"detail":"%s"}' % (type_, title, status[:3], detail)
     return (
-        b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/problem+json\r\n"
-        b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+        b"HTTP/1.1 %s\r\ncontent-type: application/problem+json\r\n"
+        b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (status, len(body), body)
     )
+
+
+def request_timeout_response(what: str, seconds: float) -> bytes:
+    detail = b"The request %s did not arrive within %g s." % (what.encode(), seconds)
+    return _problem_response(b"408 Request Timeout", b"request_timeout", b"Request timeout", detail)
+
+
+REQUEST_LINE_TOO_LONG_RESPONSE = _problem_response(
+    b"400 Bad Request",
+    b"bad_request",
+    b"Bad request",
+    b"A request line may take at most %d bytes." % MAX_HEAD_BYTES,
+)
+HEAD_TOO_LARGE_RESPONSE = _problem_response(
+    b"431 Request Header Fields Too Large",
+    b"request_header_fields_too_large",
+    b"Request header fields too large",
+    b"A request head may take at most %d bytes." % MAX_HEAD_BYTES,
+)
 
 
 class _Deadlines:
@@ -131,6 +162,8 @@ class HttpToolsProtocol(_Deadlines, httptools_impl.HttpToolsProtocol):
 
     _in_head = False
     _in_body = False
+    _head_bytes = 0
+    _discarding = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -141,8 +174,14 @@ class HttpToolsProtocol(_Deadlines, httptools_impl.HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._discarding:
+            return
         super().data_received(data)
         if self._in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
+                self._refuse_head()
+                return
             self._arm_head()
         elif self._in_body:
             self._arm_body()
@@ -150,6 +189,21 @@ class HttpToolsProtocol(_Deadlines, httptools_impl.HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_head = True
+        self._head_bytes = 0
+
+    def _refuse_head(self) -> None:
+        """431 (400 while no header field has come: the request line is what is too long,
+        which the parser itself answers with 400 below this size), then read and drop what
+        still comes for a moment before closing."""
+        logger.info(
+            "closing a connection from %s: a request head over %d bytes",
+            self.client[0] if self.client else "?",
+            MAX_HEAD_BYTES,
+        )
+        self._disarm_all()
+        self._discarding = True
+        self.transport.write(HEAD_TOO_LARGE_RESPONSE if self.headers else REQUEST_LINE_TOO_LONG_RESPONSE)
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
     def on_headers_complete(self) -> None:
         self._in_head, self._in_body = False, True

@@ -179,6 +179,34 @@ async def test_an_open_stream_outlives_the_head_deadline(deadline_server: Server
     stream.abort()
 
 
+async def test_an_endless_head_is_refused_by_its_size_not_only_its_deadline(
+    quota_server: ServerProcess,
+) -> None:
+    """httptools buffers an incomplete head without a bound: one header value streamed at
+    link speed once took tens of MiB within the deadline. (h11 bounds it itself.)"""
+    async with connection(quota_server.port) as (reader, writer):
+
+        async def flood() -> None:
+            writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ")
+            with contextlib.suppress(ConnectionError):
+                for _ in range(1000):  # 64 MiB at most
+                    writer.write(b"a" * 65536)
+                    await writer.drain()
+
+        flooding = asyncio.create_task(flood())
+        try:
+            async with asyncio.timeout(OUTER_SECONDS):
+                head = await reader.readuntil(b"\r\n\r\n")
+                parsed = split_head(head)
+                assert parsed is not None
+                body = await reader.readexactly(int(parsed[1]["content-length"]))
+        finally:
+            flooding.cancel()
+        status, headers, problem = problem_of(head + body)
+        assert (status, problem["type"]) == (431, "request_header_fields_too_large")
+        assert headers["connection"] == "close"
+
+
 # -- 3. quotas -----------------------------------------------------------------------------------
 
 
