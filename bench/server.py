@@ -48,6 +48,11 @@ async def reset_postgres_database(url: str = POSTGRES_BENCH_URL) -> None:
         await conn.close()
 
 
+#: The load generators are a few users on 127.0.0.1 holding thousands of streams: the per-user and
+#: per-address stream quotas (tens, for one person's devices) are lifted for them.
+UNLIMITED_QUOTAS = {"SYNCSTREAM_STREAMS_PER_USER": "1000000", "SYNCSTREAM_STREAMS_PER_ADDRESS": "1000000"}
+
+
 def _preexec() -> None:
     procstat.raise_fd_limit()
     os.setsid()  # its own process group, so stopping it reaches every worker
@@ -112,7 +117,7 @@ class Server:
         command += ["--log-level", "warning"]
         if self.bus_url:
             command += ["--bus-url", self.bus_url]
-        env = {**os.environ, **self.env}
+        env = {**os.environ, **UNLIMITED_QUOTAS, **self.env}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(

@@ -24,6 +24,9 @@ against the activity log (JSON mode from ``-1``). The report prints, per minute,
 deliveries, delivery latency p50/p99/max, write latency p50/p99, reconnects, RSS and load,
 then the verdict; ``--out`` (default ``bench/results/soak.json``) keeps all of it.
 
+``python -m bench.soak --hostile`` is another run: the server attacked while ordinary clients use
+it (see :mod:`bench.hostile`).
+
 Everything is bounded: a fixed number of connections, a fixed rate and a fixed duration, all
 on loopback. Exit status 0 when nothing was lost and no stream misbehaved, 1 otherwise.
 """
@@ -423,7 +426,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 def start_server(database_url: str, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    # Thousands of streams from a few users on 127.0.0.1: the per-user and per-address quotas are lifted.
     env = {**os.environ, "SYNCSTREAM_KEEPALIVE_SECONDS": "15"}
+    env |= {"SYNCSTREAM_STREAMS_PER_USER": "1000000", "SYNCSTREAM_STREAMS_PER_ADDRESS": "1000000"}
     command = [sys.executable, "-m", "syncstream.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--database-url", database_url, "--log-level", "warning"]
     log = log_path.open("wb")
@@ -816,6 +821,11 @@ def print_report(result: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--hostile" in argv:  # the hostile soak: bench/hostile.py
+        from bench import hostile
+
+        return hostile.main([a for a in argv if a != "--hostile"])
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--subscribers", type=int, default=2000)

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
+import resource
 import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -26,13 +28,24 @@ from syncstream.stream.sse import ServerSentEvent, SSEParser
 
 STARTUP_SECONDS = 30.0
 
+T = TypeVar("T")
+
 #: Test servers ping every second and hash passwords cheaply (argon2id at its minimum
-#: cost: the hash is exercised, the suite does not spend minutes in it).
+#: cost: the hash is exercised, the suite does not spend minutes in it). Every test client
+#: comes from 127.0.0.1, and a storm test opens hundreds of streams as one user: the
+#: per-address and per-user stream quotas are lifted (tests/hardening/test_admission.py
+#: sets its own).
 TEST_ENV = {
     "SYNCSTREAM_KEEPALIVE_SECONDS": "1",
     "SYNCSTREAM_PASSWORD_TIME_COST": "1",
     "SYNCSTREAM_PASSWORD_MEMORY_KIB": "1024",
+    "SYNCSTREAM_STREAMS_PER_ADDRESS": "1000000",
+    "SYNCSTREAM_STREAMS_PER_USER": "1000000",
 }
+
+
+def _set_nofile(limits: tuple[int, int]) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, limits)
 
 
 def free_port() -> int:
@@ -50,6 +63,12 @@ class ServerProcess:
     env: dict[str, str] = field(default_factory=dict)
     workers: int = 1
     log_level: str = field(default_factory=lambda: os.environ.get("SYNCSTREAM_TEST_LOG_LEVEL", "warning"))
+    #: uvicorn's access log (``serve --access-log``): the stream machinery must work with it on.
+    access_log: bool = False
+    #: (soft, hard) RLIMIT_NOFILE of the server process, to test what it does near the limit.
+    nofile: tuple[int, int] | None = None
+    #: More ``serve`` flags (``--http h11``, ``--max-streams 10``, …).
+    args: tuple[str, ...] = ()
     port: int = field(default_factory=free_port)
     log_path: Path | None = None
     process: subprocess.Popen[bytes] | None = None
@@ -77,10 +96,13 @@ class ServerProcess:
                 str(self.workers),
                 "--log-level",
                 self.log_level,
+                *(["--access-log"] if self.access_log else []),
+                *self.args,
             ],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=None if self.nofile is None else functools.partial(_set_nofile, self.nofile),
         )
         self.wait_ready()
         return self
@@ -174,6 +196,10 @@ async def sse_events(response: httpx.Response) -> AsyncIterator[ServerSentEvent]
             yield event
 
 
+class StreamDeadline(AssertionError):
+    """A stream read that did not get what it waited for within its total deadline."""
+
+
 class Stream:
     """An open SSE stream read in the background into a queue of events."""
 
@@ -207,20 +233,38 @@ class Stream:
             await self.events.put(None)
 
     async def next(self, wait_seconds: float = 15.0) -> ServerSentEvent | None:
-        """The next event (pings skipped), or None when the stream ended."""
+        """The next event (pings skipped), or None when the stream ended.
+
+        ``wait_seconds`` is a total deadline: pings do not restart it, so a stream that
+        only ever pings fails the test (with :class:`StreamDeadline`) instead of hanging it.
+        """
+        return await self._within(wait_seconds, self._next_not_ping(), "an event other than a ping")
+
+    async def _next_not_ping(self) -> ServerSentEvent | None:
         while True:
-            event = await asyncio.wait_for(self.events.get(), wait_seconds)
+            event = await self.events.get()
             if event is None or event.event != "ping":
                 return event
 
     async def until_offset(self, wait_seconds: float = 15.0) -> tuple[list[ServerSentEvent], ServerSentEvent]:
+        """The catch-up frames and the ``offset`` frame, all within ``wait_seconds`` in total."""
+        return await self._within(wait_seconds, self._until_offset(), "the offset frame")
+
+    async def _until_offset(self) -> tuple[list[ServerSentEvent], ServerSentEvent]:
         changes = []
         while True:
-            event = await self.next(wait_seconds)
+            event = await self._next_not_ping()
             assert event is not None, "stream ended before its offset frame"
             if event.event == "offset":
                 return changes, event
             changes.append(event)
+
+    async def _within(self, seconds: float, waiting: Awaitable[T], what: str) -> T:
+        try:
+            async with asyncio.timeout(seconds):
+                return await waiting
+        except TimeoutError:
+            raise StreamDeadline(f"{self.url}: no {what} within {seconds:g} s (pings do not count)") from None
 
     async def close(self) -> None:
         if self._task is not None:

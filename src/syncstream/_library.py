@@ -9,13 +9,15 @@ import gc
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
-from typing import Any, TypeVar, get_type_hints
+from typing import Annotated, Any, TypeVar, get_args, get_origin, get_type_hints
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.routing import APIRoute
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
 from syncstream._access import (
@@ -49,6 +51,7 @@ from syncstream.auth.sessions import Caller
 from syncstream.config import Settings
 from syncstream.db.migrate import upgrade
 from syncstream.modules.common import CallerDep, current_caller, wire_read_caches
+from syncstream.modules.stream_docs import stream_route_docs
 from syncstream.modules.streaming import measured
 from syncstream.runtime import Runtime, build_runtime
 from syncstream.stream.helpers import keep_alive
@@ -59,9 +62,6 @@ logger = logging.getLogger("syncstream")
 T = TypeVar("T")
 SliceEndpoint = Callable[..., Awaitable[StreamSlice]]
 
-_STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"application/json": {}, "text/event-stream": {}}}
-}
 _LIFECYCLE = {
     "membership.created": apply_membership_change,
     "membership.updated": apply_membership_change,
@@ -97,6 +97,8 @@ class Syncstream:
         self.caller_dependency = caller
         self.entities: dict[str, EntityType] = {}
         self._types: dict[bool, frozenset[str]] = {}
+        #: Stream routes whose types are the declared ones (public or not), for their docs.
+        self._documented: list[tuple[BaseRoute, bool]] = []
         #: The stream routes (and nothing else): include it in your app, or use :meth:`install`.
         self.router = APIRouter(tags=["streams"])
         #: The explicit stream marker, for ``StreamMiddleware``.
@@ -160,6 +162,7 @@ class Syncstream:
             raise ValueError(f"entity type {entity.name!r} is declared already")
         self.entities[entity.name] = entity
         self._types.clear()
+        self._document_types()
         if auto and entity.model is not None:
             track(entity.model, entity, self._hook)
         if self._runtime is not None:
@@ -172,6 +175,12 @@ class Syncstream:
         listener = measured(runtime, route)
         for event in entity.events:
             runtime.bus.on(event, listener)
+
+    def _document_types(self) -> None:
+        for api_route, public in self._documented:
+            if isinstance(api_route, APIRoute):
+                docs = stream_route_docs(self.types(public=public), authenticated=not public)
+                api_route.openapi_extra = docs["openapi_extra"]
 
     def types(self, *, public: bool) -> frozenset[str]:
         """The names of the declared public (or organization) entity types."""
@@ -308,8 +317,16 @@ class Syncstream:
             endpoint.__signature__ = signature.replace(parameters=params, return_annotation=Response)  # type: ignore[attr-defined]
             endpoint.__name__ = fn.__name__
             endpoint.__doc__ = fn.__doc__
-            route.setdefault("responses", _STREAM_RESPONSES)
-            (router or self.router).add_api_route(path, endpoint, methods=["GET"], **route)
+            # The OpenAPI description: the parameters the stream parses by hand, both 200s and
+            # its problems. With a caller it is an organization's stream, else a public one.
+            authenticated = any(_is_caller(hint) for hint in hints.values())
+            for key, value in stream_route_docs(types or (), authenticated=authenticated).items():
+                route.setdefault(key, value)
+            target = router or self.router
+            target.add_api_route(path, endpoint, methods=["GET"], **route)
+            if types is None:  # documented with the types declared, as they are declared
+                self._documented.append((target.routes[-1], not authenticated))
+                self._document_types()
             self.stream_paths.add(path)
             return fn
 
@@ -383,10 +400,19 @@ class Syncstream:
             # direct writes (see stream/direct.py), as in the standalone server.
             build = app.build_middleware_stack
 
+            open_wait = self.settings.stream_open_wait_seconds
+
             def build_with_streams() -> ASGIApp:
-                return StreamMiddleware(build(), is_stream=self.stream_paths)
+                return StreamMiddleware(build(), open_wait_seconds=open_wait, is_stream=self.stream_paths)
 
             app.build_middleware_stack = build_with_streams  # type: ignore[method-assign]
+
+
+def _is_caller(hint: Any) -> bool:
+    """Whether an endpoint parameter's annotation is (an ``Annotated``) :class:`Caller`."""
+    if get_origin(hint) is Annotated:
+        hint = get_args(hint)[0]
+    return isinstance(hint, type) and issubclass(hint, Caller)
 
 
 def _apply(apply: Callable[[AccessIndex, Activity], None], access: AccessIndex, activity: Activity) -> None:

@@ -28,7 +28,7 @@ from syncstream.auth.sessions import Caller
 from syncstream.db.schema import Activity as ActivityRow
 from syncstream.db.schema import Membership, Project
 from syncstream.modules.common import load_visible_org
-from syncstream.modules.streaming import json_page, open_sse, parse_params, resolve_offset
+from syncstream.modules.streaming import json_page, open_sse, parse_params, resolve_offset, stream_holders
 from syncstream.permissions import Grant, Role, read_scope
 from syncstream.runtime import Runtime
 from syncstream.stream.cursor import Resolved, resolve
@@ -142,13 +142,23 @@ async def _open_public(runtime: Runtime, request: Request, types: frozenset[str]
         max_queued=runtime.settings.slow_consumer_messages,
     )
 
-    async def read_after(after: int, limit: int) -> list[Activity]:
+    async def read_after(after: int, limit: int, max_bytes: int) -> list[Activity]:
         async with runtime.database.reader.connect() as conn:
-            return await log.read_after(conn, after, limit=limit, entity_types=sub.entity_types)
+            return await log.read_after(
+                conn, after, limit=limit, max_bytes=max_bytes, entity_types=sub.entity_types
+            )
 
     if not params.live:
         return await json_page(runtime, read_after, sub.accepts, resolved, params.limit)
-    return open_sse(runtime, sub, stream=stream, read_after=read_after, accept=sub.accepts, resolved=resolved)
+    return open_sse(
+        runtime,
+        sub,
+        stream=stream,
+        read_after=read_after,
+        accept=sub.accepts,
+        resolved=resolved,
+        holders=stream_holders(request),
+    )
 
 
 async def _open_member(
@@ -186,7 +196,7 @@ async def _open_member(
         permission=permission,
     )
 
-    async def read_after(after: int, limit: int) -> list[Activity]:
+    async def read_after(after: int, limit: int, max_bytes: int) -> list[Activity]:
         if sub.scope is None:
             return []
         async with runtime.database.reader.connect() as conn:
@@ -194,6 +204,7 @@ async def _open_member(
                 conn,
                 after,
                 limit=limit,
+                max_bytes=max_bytes,
                 organization_id=organization_id,
                 entity_types=sub.entity_types,
                 scope=sub.scope,
@@ -224,4 +235,5 @@ async def _open_member(
         accept=sub.accepts,
         resolved=resolved,
         prepare=reload_memberships,
+        holders=stream_holders(request, caller.user_id),
     )

@@ -10,10 +10,12 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from syncstream import Syncstream
+from syncstream.api_docs import install_api_docs
 from syncstream.browser import router as browser_router
 from syncstream.config import Settings
 from syncstream.console import router as console_router
 from syncstream.errors import install_error_handlers
+from syncstream.http_metrics import HttpMetricsMiddleware
 from syncstream.logs import RequestIdMiddleware
 from syncstream.modules.attachments.entity import ATTACHMENT
 from syncstream.modules.attachments.routes import router as attachments_router
@@ -28,12 +30,12 @@ from syncstream.modules.security_docs import install_security_docs
 from syncstream.modules.users.rate_limit import SignInLimiter
 from syncstream.modules.users.routes import router as users_router
 from syncstream.request_limits import BodyLimitMiddleware
-from syncstream.runtime import build_runtime
+from syncstream.runtime import build_doorbell, build_runtime
 from syncstream.stream.response import StreamMiddleware
 
 logger = logging.getLogger("syncstream")
 
-__all__ = ["SyncstreamApp", "build_runtime", "create_app", "mount"]
+__all__ = ["SyncstreamApp", "build_doorbell", "build_runtime", "create_app", "mount"]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -52,6 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         summary="Every change of your data, live, to the clients allowed to see it.",
         lifespan=sync.lifespan,
+        docs_url=None,  # served from the installed assets, not a CDN: see api_docs.py
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.syncstream = sync
@@ -75,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mount(app, router)
     mount(app, console_router)
     mount(app, browser_router)
+    install_api_docs(app)
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app
@@ -99,9 +104,12 @@ class SyncstreamApp(FastAPI):
         # Outside even Starlette's error middleware, which wraps ``send`` in a closure:
         # streams need the server's own ``send`` to reach the transport. CORS goes
         # outside that, so that stream responses carry its headers too.
-        stack: ASGIApp = StreamMiddleware(
-            RequestIdMiddleware(super().build_middleware_stack()), is_stream=self.is_stream
-        )
+        # HTTP metrics go inside it, where a stream's route is still known (a stream is
+        # counted as it opens: see http_metrics).
+        metrics = self.state.runtime.metrics
+        inner = HttpMetricsMiddleware(RequestIdMiddleware(super().build_middleware_stack()), metrics)
+        open_wait = self.state.runtime.settings.stream_open_wait_seconds
+        stack: ASGIApp = StreamMiddleware(inner, open_wait_seconds=open_wait, is_stream=self.is_stream)
         if self.cors_origins:
             stack = CORSMiddleware(
                 stack,

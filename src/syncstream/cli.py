@@ -39,9 +39,13 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     # Workers are separate processes that build the app from the environment.
-    for name, value in (("SYNCSTREAM_DATABASE_URL", args.database_url), ("SYNCSTREAM_BUS_URL", args.bus_url)):
+    for name, value in (
+        ("SYNCSTREAM_DATABASE_URL", args.database_url),
+        ("SYNCSTREAM_BUS_URL", args.bus_url),
+        *((env, getattr(args, dest)) for dest, env in _ADMISSION_FLAGS.items()),
+    ):
         if value:
-            os.environ[name] = value
+            os.environ[name] = str(value)
     if args.workers > 1:
         problem = _choose_cross_process_bus()
         if problem:
@@ -56,7 +60,8 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
+        # uvicorn's protocols with request head and body deadlines (syncstream.protocols).
+        http=f"syncstream.protocols:{_PROTOCOLS[args.http]}",
         log_level=args.log_level,
         access_log=args.access_log,
         timeout_graceful_shutdown=10,
@@ -105,6 +110,17 @@ async def _user_create(args: argparse.Namespace) -> int:
         await database.dispose()
     print(orjson.dumps({"user": user_json(user), "token": token}).decode())
     return 0
+
+
+#: ``serve`` flags (their ``dest``) that only set an environment variable, read by every worker.
+_ADMISSION_FLAGS = {
+    "head_timeout": "SYNCSTREAM_HEAD_TIMEOUT_SECONDS",
+    "body_timeout": "SYNCSTREAM_BODY_TIMEOUT_SECONDS",
+    "streams_per_user": "SYNCSTREAM_STREAMS_PER_USER",
+    "streams_per_address": "SYNCSTREAM_STREAMS_PER_ADDRESS",
+    "max_streams": "SYNCSTREAM_MAX_STREAMS",
+}
+_PROTOCOLS = {"httptools": "HttpToolsProtocol", "h11": "H11Protocol"}
 
 
 def _parse_before(raw: str) -> datetime:
@@ -163,6 +179,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False)
+    serve.add_argument(
+        "--http", choices=sorted(_PROTOCOLS), default="httptools", help="HTTP parser (default httptools)"
+    )
+    limits = serve.add_argument_group("admission (defaults from the environment, see the README)")
+    limits.add_argument("--head-timeout", type=float, metavar="S", help="seconds for a request head (20)")
+    limits.add_argument("--body-timeout", type=float, metavar="S", help="seconds for a request body (60)")
+    limits.add_argument("--streams-per-user", type=int, metavar="N", help="open streams per user (32)")
+    limits.add_argument("--streams-per-address", type=int, metavar="N", help="per client address (64)")
+    limits.add_argument(
+        "--max-streams", type=int, metavar="N", help="per process (open-file limit less a reserve)"
+    )
     serve.set_defaults(run=_serve)
 
     user = commands.add_parser("user", help="manage users").add_subparsers(dest="user_command", required=True)

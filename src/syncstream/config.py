@@ -48,6 +48,9 @@ def _env_list(name: str) -> tuple[str, ...]:
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     bus_url: str = DEFAULT_BUS_URL
+    #: The doorbell's channel (Redis channel, NATS subject token, PostgreSQL NOTIFY
+    #: channel). None: derived from the database URL (see ``channel_for_database``).
+    bus_channel: str | None = None
     database_pool_size: int = 10
     keepalive_seconds: float = 30.0
     slow_consumer_messages: int = 1000
@@ -57,6 +60,10 @@ class Settings:
     #: that makes a lost notification cost latency, never data.
     poll_seconds: float = 1.0
     catchup_page_size: int = 1000
+    #: Bytes of activities (their stored JSON, plus a fixed overhead each) one read of the
+    #: log for a stream holds: an SSE catch-up page, a JSON page. A single larger activity
+    #: is still read alone, so every reader moves on.
+    page_bytes: int = 1024 * 1024
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     #: Failed sign-ins allowed per account in one window (per client address: ten times as many).
     #: Argon2id cost of new password hashes (argon2-cffi's defaults).
@@ -64,23 +71,45 @@ class Settings:
     password_memory_kib: int = 65536
     sign_in_attempts: int = 10
     sign_in_window_seconds: float = 60.0
+    #: Admission (docs/reliability.md, "Attacks on an open server"). A request's head must
+    #: arrive whole within this many seconds of its first byte (or of the connection), its
+    #: body within that many of its head (Apache's and nginx's defaults); then the
+    #: connection is closed.
+    head_timeout_seconds: float = 20.0
+    body_timeout_seconds: float = 60.0
+    #: How long a stream request waits for one of the 64 opening slots before a 503.
+    stream_open_wait_seconds: float = 10.0
+    #: Open streams per user and per client address (an IPv6 /64): one person's browsers
+    #: and devices, not a flood; past them a 429. ``max_streams`` caps the process (None:
+    #: derived from the open-file limit, see syncstream.admission).
+    streams_per_user: int = 32
+    streams_per_address: int = 64
+    max_streams: int | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
             database_url=os.environ.get("SYNCSTREAM_DATABASE_URL") or DEFAULT_DATABASE_URL,
             bus_url=os.environ.get("SYNCSTREAM_BUS_URL") or DEFAULT_BUS_URL,
+            bus_channel=os.environ.get("SYNCSTREAM_BUS_CHANNEL", "").strip() or None,
             database_pool_size=_env_int("SYNCSTREAM_DATABASE_POOL_SIZE", 10),
             keepalive_seconds=_env_float("SYNCSTREAM_KEEPALIVE_SECONDS", 30.0),
             slow_consumer_messages=_env_int("SYNCSTREAM_SLOW_CONSUMER_MESSAGES", 1000),
             retry_ms=_env_int("SYNCSTREAM_RETRY_MS", 5000),
             max_body_bytes=_env_int("SYNCSTREAM_MAX_BODY_BYTES", 1024 * 1024),
             poll_seconds=_env_float("SYNCSTREAM_POLL_SECONDS", 1.0),
+            page_bytes=_env_int("SYNCSTREAM_PAGE_BYTES", 1024 * 1024),
             cors_origins=_env_list("SYNCSTREAM_CORS_ORIGINS"),
             password_time_cost=_env_int("SYNCSTREAM_PASSWORD_TIME_COST", 3),
             password_memory_kib=_env_int("SYNCSTREAM_PASSWORD_MEMORY_KIB", 65536),
             sign_in_attempts=_env_int("SYNCSTREAM_SIGN_IN_ATTEMPTS", 10),
             sign_in_window_seconds=_env_float("SYNCSTREAM_SIGN_IN_WINDOW_SECONDS", 60.0),
+            head_timeout_seconds=_env_float("SYNCSTREAM_HEAD_TIMEOUT_SECONDS", 20.0),
+            body_timeout_seconds=_env_float("SYNCSTREAM_BODY_TIMEOUT_SECONDS", 60.0),
+            stream_open_wait_seconds=_env_float("SYNCSTREAM_STREAM_OPEN_WAIT_SECONDS", 10.0),
+            streams_per_user=_env_int("SYNCSTREAM_STREAMS_PER_USER", 32),
+            streams_per_address=_env_int("SYNCSTREAM_STREAMS_PER_ADDRESS", 64),
+            max_streams=_env_int("SYNCSTREAM_MAX_STREAMS", 0) or None,
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -11,6 +11,8 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from syncstream.logs import request_id
+
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 TITLES: dict[str, str] = {
@@ -57,6 +59,11 @@ class Problem(Exception):
         return problem_response(self.status, self.type, self.detail, headers=self.headers, **self.extra)
 
 
+#: ``instance`` of a problem: the request's ID (the ``X-Request-ID`` it was answered with)
+#: as a URI, so that a problem a user reports leads to the server's log lines of it.
+INSTANCE_PREFIX = "urn:request:"
+
+
 def problem_body(status: int, type_: str, detail: str, **extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": type_,
@@ -64,6 +71,9 @@ def problem_body(status: int, type_: str, detail: str, **extra: Any) -> dict[str
         "status": status,
         "detail": detail,
     }
+    rid = request_id.get()
+    if rid != "-":  # outside any request (a problem built at start-up or in a test)
+        body["instance"] = INSTANCE_PREFIX + rid
     body.update(extra)
     return body
 
@@ -84,7 +94,15 @@ def bad_request(detail: str) -> Problem:
 
 
 def unauthorized(detail: str = "Missing, invalid or signed-out credentials.") -> Problem:
+    """401 for a request that brought no credentials: ``WWW-Authenticate: Bearer``."""
     return Problem(401, "unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def invalid_token(detail: str = "The token is invalid, expired or signed out.") -> Problem:
+    """401 for credentials that were given but are no good (RFC 6750 §3.1): the client
+    learns that signing in again, not adding a header, is what helps."""
+    challenge = 'Bearer error="invalid_token", error_description="' + detail.replace('"', "'") + '"'
+    return Problem(401, "unauthorized", detail, headers={"WWW-Authenticate": challenge})
 
 
 def forbidden(detail: str = "This action is not allowed.") -> Problem:

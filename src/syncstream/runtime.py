@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from syncstream._access import AccessIndex
 from syncstream.activities.bus import ActivityBus
 from syncstream.activities.tailer import LogTailer
-from syncstream.activities.transports import Doorbell, doorbell_from_url
+from syncstream.activities.transports import Doorbell, channel_for_database, doorbell_from_url
 from syncstream.activities.writer import ActivityWriter
+from syncstream.admission import stream_quota
 from syncstream.auth.sessions import Caller
 from syncstream.config import Settings
 from syncstream.db.engine import Database
@@ -16,6 +17,7 @@ from syncstream.db.read_cache import ReadCache
 from syncstream.db.views import OrgInfo
 from syncstream.metrics import Metrics
 from syncstream.stream.manager import SubscriberManager
+from syncstream.stream.quota import StreamQuota
 from syncstream.stream.subscriber import Subscriber
 
 
@@ -31,6 +33,8 @@ class Runtime:
     metrics: Metrics
     #: Every open member stream by organization, for membership, org and sign-out events.
     access: AccessIndex
+    #: Open streams per user, per client address and in all (syncstream.admission).
+    quota: StreamQuota
     #: Token hash → caller, and org ID or slug → org: read by nearly every request,
     #: cleared by the writes that change them (modules/common.py wires that).
     callers: ReadCache[str, Caller] = field(default_factory=ReadCache)
@@ -53,11 +57,18 @@ IDENTITY_EVENTS = frozenset(
 )
 
 
+def build_doorbell(settings: Settings) -> Doorbell:
+    """The bus URL's doorbell, on ``SYNCSTREAM_BUS_CHANNEL`` or else the channel derived
+    from the database: deployments sharing a Redis or NATS server stay apart."""
+    channel = settings.bus_channel or channel_for_database(settings.database_url)
+    return doorbell_from_url(settings.bus_url, channel=channel)
+
+
 def build_runtime(settings: Settings) -> Runtime:
     """The running parts of one process; the bus knows the identity events, and each
     declared entity type adds its own."""
     database = Database.connect(settings.database_url, pool_size=settings.database_pool_size, serial=True)
-    doorbell = doorbell_from_url(settings.bus_url)
+    doorbell = build_doorbell(settings)
     bus = ActivityBus(IDENTITY_EVENTS)
     subscribers: SubscriberManager[Subscriber] = SubscriberManager()
     return Runtime(
@@ -66,8 +77,11 @@ def build_runtime(settings: Settings) -> Runtime:
         doorbell=doorbell,
         bus=bus,
         writer=ActivityWriter(database, doorbell),
-        tailer=LogTailer(database, bus, doorbell, poll_seconds=settings.poll_seconds),
+        tailer=LogTailer(
+            database, bus, doorbell, poll_seconds=settings.poll_seconds, max_bytes=settings.page_bytes
+        ),
         subscribers=subscribers,
         metrics=Metrics(subscribers.count),
         access=AccessIndex(subscribers),
+        quota=stream_quota(settings),
     )

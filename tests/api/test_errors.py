@@ -220,7 +220,7 @@ async def test_a_body_that_is_not_typed_as_json_says_so(setting: Setting, conten
     response = await setting.api.request(
         "POST", setting.attachments, content=b'{"name": "x"}', headers=headers, token=setting.owner.token
     )
-    body = assert_problem(response, 422, "validation_error")
+    body = assert_problem(response, 415, "unsupported_media_type")
     assert "Content-Type: application/json" in body["detail"]
 
 

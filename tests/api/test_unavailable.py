@@ -68,6 +68,7 @@ async def test_the_database_out_of_reach_is_503_and_then_recovers(
         health = await client.get("/health")
         assert health.status_code == 503
         assert health.json()["database"] != "ok"
+        assert health.json()["instance"] == f"urn:request:{health.headers['x-request-id']}"
         assert "retry-after" in health.headers
 
         relay.accepting = True

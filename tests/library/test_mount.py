@@ -17,7 +17,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from harness import Api, Stream, free_port
-from syncstream import Access, Caller, CallerDep, Grant, Settings, StreamSlice, Syncstream, in_organization
+from syncstream import (
+    Access,
+    Caller,
+    CallerDep,
+    Grant,
+    Settings,
+    StreamPaths,
+    StreamSlice,
+    Syncstream,
+    in_organization,
+)
 from syncstream.db.schema import Membership, Organization, User
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -127,3 +137,11 @@ async def test_a_stream_of_its_own_rule_narrows_every_page(host: tuple[str, Sync
     page = await api.ok("GET", "/organizations/org1/sync/stream", headers=alice)
     assert [m["entityId"] for m in page["activities"]] == ["small", "big"]
     await api.aclose()
+
+
+def test_the_stream_marker_is_the_declared_routes_not_a_url_suffix() -> None:
+    marker = StreamPaths()
+    marker.add("/organizations/{org}/projects/{project_id}/stream")
+    assert marker("/organizations/acme/projects/p1/stream")
+    assert not marker("/organizations/acme/stream")
+    assert not marker("/anything/else/stream")

@@ -18,12 +18,27 @@ from itertools import starmap
 from typing import Any
 
 import orjson
-from sqlalchemy import Integer, Select, Table, bindparam, delete, func, or_, select, text, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    type_coerce,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from syncstream.activities.model import Activity, NewActivity
-from syncstream.db.driver_read import fetch_all, is_sqlite
+from syncstream.db.driver_read import fetch_all, fetch_within, is_sqlite
 from syncstream.db.prepared import PreparedInsert
 from syncstream.db.schema import Activity as ActivityRow
 from syncstream.db.schema import LogState
@@ -85,31 +100,120 @@ def append(session: Session, new: NewActivity) -> int:
     return activity_id
 
 
+class LogPage(list[Activity]):
+    """The activities of one read, ascending. ``cut`` is True when the read stopped at its
+    byte bound with fewer than ``limit`` activities: the log may go on after the last."""
+
+    cut = False
+
+
+#: What an activity's message adds to its stored JSON (IDs, action, types, time, keys),
+#: counted in its size so that a page's messages stay within the byte bound.
+MESSAGE_OVERHEAD_BYTES = 400
+
+
+class _byte_length(FunctionElement[int]):
+    """The size in bytes of a text column, reading as little as the database allows."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(_byte_length)
+def _byte_length_default(element: _byte_length, compiler: SQLCompiler, **kw: Any) -> str:
+    # PostgreSQL's octet_length reads a TOASTed value's stored size without fetching it.
+    return f"octet_length({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_byte_length, "sqlite")
+def _byte_length_sqlite(element: _byte_length, compiler: SQLCompiler, **kw: Any) -> str:
+    # length() of text counts characters; as a blob it counts bytes (UTF-8: the same bytes).
+    return f"length(CAST({compiler.process(element.clauses, **kw)} AS BLOB))"
+
+
+def _size(column: ColumnElement[Any]) -> ColumnElement[int]:
+    return func.coalesce(_byte_length(column), 0)
+
+
 async def read_after(
     conn: AsyncConnection,
     after: int,
     *,
     limit: int,
+    max_bytes: int | None = None,
     organization_id: str | None = None,
     entity_types: Collection[str] | None = None,
     scope: ReadScope | None = None,
-) -> list[Activity]:
+) -> LogPage:
     """Activities with ID > ``after``, ascending, filtered in SQL so that catch-up of a
-    narrow subscriber does not drag the whole log through Python."""
+    narrow subscriber does not drag the whole log through Python.
+
+    With ``max_bytes``, the database itself stops the read once the activities' sizes
+    (their stored JSON plus :data:`MESSAGE_OVERHEAD_BYTES` each) would pass it, and only
+    those rows are sent: what one read holds in memory is bounded by bytes as well as
+    rows. The first activity is always read, however large, so a reader always moves on.
+    """
     projects = None
     if scope is not None and not scope.everything:
         if not scope.unscoped and not scope.project_ids:
-            return []
+            return LogPage()
         projects = (scope.unscoped, tuple(sorted(scope.project_ids)))
     types = None if entity_types is None else tuple(sorted(entity_types))
-    query = _query_after(organization_id, types, projects)
-    rows = await fetch_all(conn, query, {"after": after, "limit": limit})
+    probed = None
+    cut = False
+    if max_bytes is None:
+        rows = await fetch_all(
+            conn, _query_after(organization_id, types, projects), {"after": after, "limit": limit}
+        )
+    elif is_sqlite(conn):
+        # SQLite reads the rows on its driver's thread, stopping at the bound (sizes in SQL
+        # would load every value once more: several times the cost of the read itself).
+        params = {"after": after, "limit": limit}
+        query = _query_after(organization_id, types, projects)
+        rows, cut = await fetch_within(
+            conn, query, params, sized=_SIZED, overhead=MESSAGE_OVERHEAD_BYTES, max_bytes=max_bytes
+        )
+    else:
+        query = _query_after_bounded(organization_id, types, projects)
+        rows = await fetch_all(conn, query, {"after": after, "limit": limit, "bytes": max_bytes})
+        # The last column is the last ID the size probe saw: past the last row read, the
+        # byte bound cut the read.
+        probed = rows[0][-1] if rows else None
+        rows = [row[:-1] for row in rows]
     # Columns are selected in field order. SQLite's raw rows hold created_at as stored
     # (IsoMsText did not run); elsewhere starmap builds the activities with no Python
     # call per row of its own.
     if is_sqlite(conn):
-        return [Activity(*row[:-1], stored_iso_ms(row[-1])) for row in rows]  # type: ignore[call-arg]
-    return list(starmap(Activity, rows))
+        page = LogPage([Activity(*row[:-1], stored_iso_ms(row[-1])) for row in rows])  # type: ignore[call-arg]
+    else:
+        page = LogPage(starmap(Activity, rows))
+    page.cut = cut or (probed is not None and probed > page[-1].id)
+    return page
+
+
+#: The columns of ``_COLUMNS`` whose text is counted in an activity's size.
+_SIZED = tuple(i for i, column in enumerate(_COLUMNS) if column.name in ("changed_keys", "tx", "data"))
+
+
+def _filters(
+    organization_id: str | None,
+    entity_types: tuple[str, ...] | None,
+    projects: tuple[bool, tuple[str, ...]] | None,
+) -> list[ColumnElement[bool]]:
+    where = [_t.c.id > bindparam("after", 0, type_=Integer())]
+    if organization_id is not None:
+        where.append(_t.c.organization_id == organization_id)
+    if entity_types is not None:
+        where.append(_t.c.entity_type.in_(entity_types))
+    if projects is not None:
+        unscoped, project_ids = projects
+        allowed = []
+        if unscoped:
+            allowed.append(_t.c.project_id.is_(None))
+        if project_ids:
+            allowed.append(_t.c.project_id.in_(project_ids))
+        where.append(or_(*allowed))
+    return where
 
 
 @lru_cache(maxsize=1024)
@@ -122,20 +226,41 @@ def _query_after(
     catch-up reads page after page with the same filter, and one statement object is
     compiled once (see ``fetch_all``). Their placeholder values (compiling needs some)
     are always replaced."""
-    query = select(*_COLUMNS).where(_t.c.id > bindparam("after", 0, type_=Integer()))
-    if organization_id is not None:
-        query = query.where(_t.c.organization_id == organization_id)
-    if entity_types is not None:
-        query = query.where(_t.c.entity_type.in_(entity_types))
-    if projects is not None:
-        unscoped, project_ids = projects
-        allowed = []
-        if unscoped:
-            allowed.append(_t.c.project_id.is_(None))
-        if project_ids:
-            allowed.append(_t.c.project_id.in_(project_ids))
-        query = query.where(or_(*allowed))
+    query = select(*_COLUMNS).where(*_filters(organization_id, entity_types, projects))
     return query.order_by(_t.c.id).limit(bindparam("limit", 0, type_=Integer()))
+
+
+@lru_cache(maxsize=1024)
+def _query_after_bounded(
+    organization_id: str | None,
+    entity_types: tuple[str, ...] | None,
+    projects: tuple[bool, tuple[str, ...]] | None,
+) -> Select[Any]:
+    """``_query_after`` bounded by ``bytes`` as well as ``limit``, in one statement.
+
+    A probe reads the IDs and sizes of up to ``limit`` matching activities with a running
+    total, never their contents; the read proper then fetches the rows up to the last
+    one within ``bytes`` (the first always). Each row carries the probe's last ID, which
+    tells the caller whether the bound cut the read.
+    """
+    where = _filters(organization_id, entity_types, projects)
+    size = _size(_t.c.data) + _size(_t.c.tx) + _size(_t.c.changed_keys) + MESSAGE_OVERHEAD_BYTES
+    probe = (
+        select(
+            _t.c.id.label("id"),
+            func.sum(size).over(order_by=_t.c.id, rows=(None, 0)).label("running"),
+            func.row_number().over(order_by=_t.c.id).label("n"),
+        )
+        .where(*where)
+        .order_by(_t.c.id)
+        .limit(bindparam("limit", 0, type_=Integer()))
+        .cte("probe")
+    )
+    within = or_(probe.c.running <= bindparam("bytes", 0, type_=Integer()), probe.c.n == 1)
+    last_within = select(func.max(probe.c.id)).where(within).scalar_subquery()
+    last_probed = select(func.max(probe.c.id)).scalar_subquery()
+    query = select(*_COLUMNS, last_probed.label("probed")).where(*where, _t.c.id <= last_within)
+    return query.order_by(_t.c.id)
 
 
 async def newest_id(conn: AsyncConnection) -> int:

@@ -32,12 +32,17 @@ class LogTailer:
         *,
         poll_seconds: float = 1.0,
         batch_size: int = 1000,
+        max_bytes: int | None = None,
     ) -> None:
         self.database = database
         self.bus = bus
         self.doorbell = doorbell
         self.poll_seconds = poll_seconds
         self.batch_size = batch_size
+        #: Each read also stops at this many bytes of activities (one always): a burst of
+        #: big writes is routed in pieces, and the outboxes filled in one loop iteration
+        #: (written as one chunk each) stay as small.
+        self.max_bytes = max_bytes
         #: Highest activity ID emitted on the bus.
         self.position = 0
         self.healthy = True
@@ -104,7 +109,9 @@ class LogTailer:
     async def _drain(self) -> None:
         while True:
             async with self.database.reader.connect() as conn:
-                batch = await log.read_after(conn, self.position, limit=self.batch_size)
+                batch = await log.read_after(
+                    conn, self.position, limit=self.batch_size, max_bytes=self.max_bytes
+                )
             bus = self.bus
             for activity in batch:
                 self.position = activity.id
@@ -115,5 +122,5 @@ class LogTailer:
             if batch:
                 async with self._advanced:
                     self._advanced.notify_all()
-            if len(batch) < self.batch_size:
+            if len(batch) < self.batch_size and not batch.cut:
                 return

@@ -55,6 +55,68 @@ async def fetch_all(
     return rows
 
 
+async def fetch_within(
+    conn: AsyncConnection,
+    query: Select[Any],
+    params: Mapping[str, Any],
+    *,
+    sized: Sequence[int],
+    overhead: int,
+    max_bytes: int,
+) -> tuple[list[Sequence[Any]], bool]:
+    """SQLite only: the rows of ``query`` as :func:`fetch_all` reads them, but stepping the
+    statement on the driver's own thread and stopping before the row that would take the
+    text of the columns at ``sized`` (plus ``overhead`` per row) past ``max_bytes``; the
+    first row is always taken. Returns the rows and whether the bound stopped the read.
+
+    ``fetchall`` would hold every row of the statement at once: a thousand activities of
+    500 KiB each is 500 MB. Stepping row by row on the driver's thread keeps what one read
+    holds to ``max_bytes`` and one row, at the cost of a Python loop over the rows (the
+    SQLite fast path's C ``fetchall`` otherwise). This reaches into aiosqlite's thread
+    (``Connection._execute``, the hook its own methods use; the version is pinned).
+    """
+    sql, names, literals = _compile(query, conn.dialect)
+    values = tuple(params[name] if name in params else literals[name] for name in names)
+    _check(values)
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    try:
+        rows, cut = await driver._execute(
+            _take_within, driver._conn, sql, values, tuple(sized), overhead, max_bytes
+        )
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(sql, values, exc, sqlite3.Error, dialect=conn.dialect) from exc
+    return rows, cut
+
+
+def _take_within(
+    connection: sqlite3.Connection,
+    sql: str,
+    values: tuple[Any, ...],
+    sized: tuple[int, ...],
+    overhead: int,
+    max_bytes: int,
+) -> tuple[list[Sequence[Any]], bool]:
+    """On the driver's thread: step ``sql`` until the next row would pass ``max_bytes``."""
+    rows: list[Sequence[Any]] = []
+    total = 0
+    cursor = connection.execute(sql, values)
+    try:
+        for row in cursor:
+            total += overhead
+            for index in sized:
+                text = row[index]
+                if text is not None:
+                    # isascii() is a flag check; only other text is measured as UTF-8.
+                    total += len(text) if text.isascii() else len(text.encode())
+            if total > max_bytes and rows:
+                return rows, True
+            rows.append(row)
+        return rows, False
+    finally:
+        cursor.close()
+
+
 @lru_cache(maxsize=1024)
 def _compile(query: Select[Any], dialect: Dialect) -> tuple[str, tuple[str, ...], dict[str, Any]]:
     # render_postcompile expands IN lists into one "?" each, in positional order.

@@ -88,9 +88,11 @@ async def current_caller(request: Request) -> Caller:
     """
     runtime: Runtime = request.app.state.runtime
     token = bearer_token(request)
-    key = None if token is None else token_key(token)
+    if token is None:
+        raise problems.unauthorized("Credentials are required: a bearer token or the session cookie.")
+    key = token_key(token)
     if key is None:
-        raise problems.unauthorized()
+        raise problems.invalid_token()
 
     async def load() -> Caller | None:
         async with runtime.database.reader.connect() as conn:
@@ -98,7 +100,7 @@ async def current_caller(request: Request) -> Caller:
 
     caller = await runtime.callers.get_or_load(key, load)
     if caller is None:
-        raise problems.unauthorized()
+        raise problems.invalid_token()
     return caller
 
 
@@ -180,6 +182,18 @@ def wire_read_caches(runtime: Runtime) -> None:
     runtime.writer.observers.append(committed)
     for event in _CHANGES_CALLERS:
         runtime.bus.on(event, lambda activity: forget_changed_reads(runtime, activity.type))
+
+
+#: The OpenAPI ``responses`` of a create that takes ``tx``: its idempotent replay.
+REPLAY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "A replay: a create repeated with a `tx.transactionId` already used returns "
+        "the entity the first one created, and writes nothing "
+        "(409 `conflict` if that entity was deleted since).",
+        "content": {"application/json": {"schema": {}}},
+    },
+    201: {"description": "Created."},
+}
 
 
 async def replayed_create(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -36,13 +36,22 @@ from syncstream.stream.cursor import (
 from syncstream.stream.frames import error_frame
 from syncstream.stream.helpers import change_frame
 from syncstream.stream.manager import SubscriberManager
+from syncstream.stream.quota import Lease, QuotaExceeded, address_holder
 from syncstream.stream.response import SSEResponse
 from syncstream.stream.subscriber import Subscriber
 
 logger = logging.getLogger("syncstream.stream")
 
-#: Reads activities after an ID, already narrowed (in SQL) to what the caller may see.
-ReadAfter = Callable[[int, int], Awaitable[list[Activity]]]
+#: Reads activities after an ID, already narrowed (in SQL) to what the caller may see:
+#: ``read_after(after, limit, max_bytes)``, as :func:`syncstream.activities.log.read_after`
+#: does (a :class:`~syncstream.activities.log.LogPage` tells when the byte bound cut it).
+ReadAfter = Callable[[int, int, int], Awaitable[list[Activity]]]
+
+
+def _cut(rows: list[Activity]) -> bool:
+    return isinstance(rows, log.LogPage) and rows.cut
+
+
 Accept = Callable[[Activity], bool]
 
 
@@ -89,8 +98,11 @@ async def json_page(
     The offset was checked against pruned history before the read; a prune that ran
     between that check and the read would leave a silent gap, so an explicit cursor is
     checked again after it (as SSE catch-up does between its pages).
+
+    A page holds at most ``limit`` activities and at most ``SYNCSTREAM_PAGE_BYTES`` of
+    them (but always one): it may hold fewer than ``limit`` with ``hasMore`` true.
     """
-    rows = await read_after(resolved.after, limit + 1)
+    rows = await read_after(resolved.after, limit + 1, runtime.settings.page_bytes)
     if resolved.after > 0:
         async with runtime.database.reader.connect() as conn:
             pruned = await log.pruned_through(conn)
@@ -98,7 +110,7 @@ async def json_page(
             raise problems.must_refetch(
                 f"history was pruned through {pruned} while this page was read; start again from -1"
             )
-    has_more = len(rows) > limit
+    has_more = len(rows) > limit or _cut(rows)
     messages = [render_message(a) for a in rows[:limit] if accept(a)]
     cursor = rows[min(len(rows), limit) - 1].id if rows else resolved.reported
     cursor_json = b"null" if cursor is None else b'"%d"' % cursor
@@ -107,6 +119,10 @@ async def json_page(
         cursor_json,
         b"true" if has_more else b"false",
     )
+    metrics = runtime.metrics
+    metrics.catchup_pages.labels("json").inc()
+    metrics.catchup_activities.labels("json").inc(len(messages))
+    metrics.catchup_bytes.labels("json").inc(len(body))
     return Response(body, media_type="application/json")
 
 
@@ -119,6 +135,7 @@ def open_sse(
     accept: Accept,
     resolved: Resolved | None,
     prepare: Callable[[], Awaitable[Resolved | None]] | None = None,
+    holders: Sequence[tuple[str, str]] = (),
 ) -> SSEResponse:
     """The SSE response for a subscriber; it registers itself before catch-up reads.
 
@@ -128,7 +145,9 @@ def open_sse(
     """
     if runtime.closing:
         raise problems.unavailable("The server is shutting down; reconnect to another.", retry_after=1)
+    lease = take_lease(runtime, holders)
     page_size = runtime.settings.catchup_page_size
+    page_bytes = runtime.settings.page_bytes
     metrics = runtime.metrics
     tailer = runtime.tailer
 
@@ -141,15 +160,20 @@ def open_sse(
             # Nothing this process has routed is newer: the read could only return rows
             # to drop (the usual ``offset=now``), so skip it and its pruning check.
             return CatchUpPage([], after, complete=True)
-        rows = await read_after(after, page_size)
+        # Bounded by bytes as well as rows: replay writes each page (waiting while the
+        # transport is paused) before it reads the next, so a stream holds one page.
+        rows = await read_after(after, page_size, page_bytes)
         if await pruned_past(after):
             return CatchUpPage([], after, complete=False)  # the subscriber is closed: replay ends
-        complete = len(rows) < page_size
+        complete = len(rows) < page_size and not _cut(rows)
         if rows and rows[-1].id > until:
             rows = [a for a in rows if a.id <= until]
             complete = True
         frames = [(a.id, change_frame(a.id, render_message(a))) for a in rows if accept(a)]
         metrics.messages_sent.inc(len(frames))
+        metrics.catchup_pages.labels("sse").inc()
+        metrics.catchup_activities.labels("sse").inc(len(frames))
+        metrics.catchup_bytes.labels("sse").inc(sum(len(frame) for _, frame in frames))
         return CatchUpPage(frames, rows[-1].id if rows else after, complete=complete)
 
     async def pruned_past(after: int) -> bool:
@@ -208,10 +232,47 @@ def open_sse(
         on_open=opened,
         on_close=closed,
         retry_ms=runtime.settings.retry_ms,
+        max_write_bytes=page_bytes,
         # A stream's response start bypasses RequestIdMiddleware (it is sent from
         # StreamMiddleware, outside it), so the echo is added here.
         extra_headers=[(b"x-request-id", request_id.get().encode())],
+        release=lease.release,
     )
+
+
+def stream_holders(request: Request, user_id: str | None = None) -> list[tuple[str, str]]:
+    """Whom a stream counts against: its client's address (an IPv6 /64) and, if signed
+    in, its user. The address is the one uvicorn reports: behind a proxy, the one the
+    proxy forwards (``X-Forwarded-For`` from ``--forwarded-allow-ips``)."""
+    holders = [("address", address_holder(request.client.host if request.client else "unknown"))]
+    if user_id is not None:
+        holders.append(("user", user_id))
+    return holders
+
+
+#: Retry-After of a stream refused by its user's or address's quota: until one of the
+#: holder's streams ends, which a retry cannot hurry.
+QUOTA_RETRY_AFTER_SECONDS = 10
+#: Retry-After of a stream refused by the process-wide cap (another process may have room).
+FULL_RETRY_AFTER_SECONDS = 5
+
+
+def take_lease(runtime: Runtime, holders: Sequence[tuple[str, str]]) -> Lease:
+    """A place for one more stream, or the problem that refuses it."""
+    try:
+        return runtime.quota.acquire(holders)
+    except QuotaExceeded as exc:
+        if exc.kind == "process":
+            logger.warning("stream refused: this process holds its maximum of %d streams", exc.limit)
+            raise problems.unavailable(
+                f"This server holds its maximum of {exc.limit} streams; try again later.",
+                retry_after=FULL_RETRY_AFTER_SECONDS,
+            ) from exc
+        who = "user" if exc.kind == "user" else "client address"
+        raise problems.too_many_requests(
+            f"This {who} has {exc.limit} streams open, the most allowed; close one and try again.",
+            QUOTA_RETRY_AFTER_SECONDS,
+        ) from exc
 
 
 Router = Callable[[SubscriberManager[Subscriber], Activity], int]

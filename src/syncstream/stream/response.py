@@ -16,6 +16,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
+import orjson
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
@@ -52,15 +53,28 @@ class StreamMiddleware:
     expensive part of its life, so at most ``max_opening`` stream requests run it at
     once; the rest wait here, cheaply. A reconnect storm then queues instead of piling
     thousands of half-built requests on the database pool and the heap.
+
+    Those slots are shared by every client, so nothing a client does may hold one: a
+    stream request that carries a body (which the client could then withhold) is
+    refused before it takes a slot; a slot is taken once the request is complete and
+    given back as the response starts (a client that does not read its answer holds
+    nothing); and a request waits for a slot at most ``open_wait_seconds``, then gets
+    ``503`` with ``Retry-After``. (tests/hardening/test_admission.py: 64 sockets that
+    announced a body and sent none used to stop every stream.)
     """
 
     def __init__(
-        self, app: Any, max_opening: int = 64, is_stream: Callable[[str], bool] | None = None
+        self,
+        app: Any,
+        max_opening: int = 64,
+        open_wait_seconds: float = 10.0,
+        is_stream: Callable[[str], bool] | None = None,
     ) -> None:
         self.app = app
         #: The explicit stream marker: which paths are stream routes (none without one).
         self.is_stream = is_stream or _no_streams
         self.max_opening = max_opening
+        self.open_wait_seconds = open_wait_seconds
         self._opening: asyncio.Semaphore | None = None
         self._flusher: Flusher | None = None
 
@@ -68,38 +82,99 @@ class StreamMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # What the server and the middleware outside put in the scope: kept while a
+        # stream runs (the access log reads ``raw_path`` as the response starts).
+        server_keys = tuple(scope)
         deferred: list[SSEResponse] = []
         scope[DEFERRED_KEY] = deferred
-        if self.is_stream(scope["path"]):
-            if self._opening is None:
-                self._opening = asyncio.Semaphore(self.max_opening)
-            async with self._opening:
+        try:
+            if self.is_stream(scope["path"]):
+                if _carries_body(scope):
+                    await _refuse(send, 400, "bad_request", "A stream request carries no body.", close=True)
+                    return
+                await self._gated(scope, receive, send)
+            else:
                 await self.app(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+        except BaseException:
+            for stream in deferred:
+                stream.abandon()  # its quota lease: a stream that never runs holds nothing
+            raise
         if deferred:
             stream = deferred.pop()
             del deferred
-            _release_framework(scope)
+            _release_framework(scope, server_keys)
             if self._flusher is None:
                 self._flusher = Flusher(asyncio.get_running_loop())
             await stream.run(send, receive, flusher=self._flusher)
+
+    async def _gated(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app in an opening slot, held from now until the response starts."""
+        if self._opening is None:
+            self._opening = asyncio.Semaphore(self.max_opening)
+        gate = self._opening
+        try:
+            async with asyncio.timeout(self.open_wait_seconds):
+                await gate.acquire()
+        except TimeoutError:
+            detail = "Too many streams are opening at once; try again shortly."
+            await _refuse(send, 503, "unavailable", detail, retry_after=OPEN_RETRY_AFTER_SECONDS)
+            return
+        held = True
+
+        def give_back() -> None:
+            nonlocal held
+            if held:
+                held = False
+                gate.release()
+
+        async def send_and_give_back(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                give_back()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_give_back)
+        finally:
+            give_back()
 
 
 def _no_streams(_path: str) -> bool:
     return False
 
 
-#: What the server itself put in the scope (uvicorn reads ``method`` after this); the
-#: rest is the framework's, kept alive by the server's request cycle for as long as a
-#: deferred stream runs unless dropped.
-_SERVER_SCOPE_KEYS: tuple[str, ...] = ("type", "asgi", "http_version", "server", "client", "scheme")
-_SERVER_SCOPE_KEYS += ("method", "root_path", "path", "raw_path", "query_string")
-# (uvicorn's access log, on by default, reads ``raw_path`` when the response starts.)
+#: ``Retry-After`` of a stream request that found every opening slot busy for too long.
+OPEN_RETRY_AFTER_SECONDS = 2
 
 
-def _release_framework(scope: Scope) -> None:
-    kept = {key: scope[key] for key in _SERVER_SCOPE_KEYS if key in scope}
+def _carries_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() not in (b"0", b"")):
+            return True
+    return False
+
+
+async def _refuse(
+    send: Send, status: int, type_: str, detail: str, *, retry_after: int | None = None, close: bool = False
+) -> None:
+    """An RFC 9457 problem, sent from here (the stream core imports nothing of the app's)."""
+    body = orjson.dumps({"type": type_, "title": _TITLES[type_], "status": status, "detail": detail})
+    headers = [(b"content-type", b"application/problem+json"), (b"content-length", b"%d" % len(body))]
+    if retry_after is not None:
+        headers.append((b"retry-after", b"%d" % retry_after))
+    if close:  # the body the client announced was not read: the connection cannot be reused
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+_TITLES = {"bad_request": "Bad request", "unavailable": "Service unavailable"}
+
+
+def _release_framework(scope: Scope, server_keys: tuple[str, ...]) -> None:
+    """Drop what the framework added to the scope (app, router, route, endpoint, the
+    request's state…), which the server's request cycle would otherwise keep alive for
+    as long as the stream runs; keep what the server and outer middleware put there."""
+    kept = {key: scope[key] for key in server_keys if key in scope}
     scope.clear()  # frees the grown table too, not only the entries
     scope.update(kept)
 
@@ -152,12 +227,19 @@ class SSEResponse(Response):
         on_close: Callable[[Subscriber], None],
         retry_ms: int,
         extra_headers: list[tuple[bytes, bytes]] | None = None,
+        max_write_bytes: int | None = None,
+        release: Callable[[], None] | None = None,
     ) -> None:
         self.subscriber = subscriber
+        #: Gives back the stream's place in the quota, when the stream ends or never runs.
+        self.release = release
         self.catch_up: AsyncIterator[bytes] | None = catch_up
         self.on_open: Callable[[Subscriber], None] | None = on_open
         self.on_close = on_close
         self.retry_ms = retry_ms
+        #: What one write of the outbox takes at most (one frame always), when the
+        #: stream's task writes it (a paused transport, or no direct path).
+        self.max_write_bytes = max_write_bytes
         self.raw_headers = SSE_HEADERS + (extra_headers or [])
         self.status_code = 200
         self.background = None
@@ -208,8 +290,15 @@ class SSEResponse(Response):
             subscriber.on_overflow = None  # no cycle left for the collector to find
             subscriber.close(subscriber.close_reason or "ended")
             self.on_close(subscriber)
+            self.abandon()
             with contextlib.suppress(OSError, RuntimeError):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def abandon(self) -> None:
+        """Give back what the response holds without running it (or after it ran)."""
+        release, self.release = self.release, None
+        if release is not None:
+            release()
 
     async def _write(self, send: Send, data: bytes) -> None:
         message: Message = {"type": "http.response.body", "body": data, "more_body": True}
@@ -250,7 +339,7 @@ class SSEResponse(Response):
         the server's ``receive``, which returns when the client leaves or when the sink
         wakes it for what the flusher may not write (a paused transport, a close)."""
         subscriber = self.subscriber
-        while (data := subscriber.take_all()) is not None:
+        while (data := subscriber.take_all(self.max_write_bytes)) is not None:
             if data:
                 await self._write(send, data)
             else:

@@ -183,14 +183,29 @@ class Subscriber:
             self.deliver(activity_id, frame)
         return True
 
-    def take_all(self) -> bytes | None:
-        """Everything queued, as one write; None when closed and drained."""
-        if self._queue:
-            data = b"".join(self._queue)
-            self._queue.clear()
-            self.last_write = time.monotonic()
-            return data
-        return None if self.closed else b""
+    def take_all(self, max_bytes: int | None = None) -> bytes | None:
+        """Everything queued, as one write; None when closed and drained.
+
+        With ``max_bytes``, at most that much (but always one frame): the rest stays queued
+        for the next call. Frames are shared between subscribers, but a write joins them
+        into bytes of this stream's own, so a reader that drained a long backlog of big
+        frames would otherwise pin a private copy of all of it at once.
+        """
+        queue = self._queue
+        if not queue:
+            return None if self.closed else b""
+        self.last_write = time.monotonic()
+        if max_bytes is not None and len(queue) > 1:
+            total = 0
+            for taken, frame in enumerate(queue):
+                total += len(frame)
+                if total > max_bytes and taken:
+                    data = b"".join(queue[:taken])
+                    del queue[:taken]
+                    return data
+        data = b"".join(queue)
+        queue.clear()
+        return data
 
     async def wait(self) -> None:
         """Wait until something is queued or the subscriber closes.

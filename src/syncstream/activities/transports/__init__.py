@@ -3,6 +3,6 @@
 Pick one with `doorbell_from_url`; see `base` for the contract every transport keeps.
 """
 
-from .base import Doorbell, RingHandler, doorbell_from_url
+from .base import Doorbell, RingHandler, channel_for_database, doorbell_from_url
 
-__all__ = ["Doorbell", "RingHandler", "doorbell_from_url"]
+__all__ = ["Doorbell", "RingHandler", "channel_for_database", "doorbell_from_url"]

@@ -11,12 +11,22 @@ deployment already has (PostgreSQL, Redis or NATS) instead of inventing a broker
 from __future__ import annotations
 
 import abc
+import hashlib
 import logging
+import os
 from collections.abc import Callable
 from typing import ClassVar, TypeAlias
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
-__all__ = ["DEFAULT_CHANNEL", "Doorbell", "RingHandler", "call_handler", "doorbell_from_url", "redact_url"]
+__all__ = [
+    "DEFAULT_CHANNEL",
+    "Doorbell",
+    "RingHandler",
+    "call_handler",
+    "channel_for_database",
+    "doorbell_from_url",
+    "redact_url",
+]
 
 logger = logging.getLogger("syncstream.bus")
 
@@ -84,6 +94,43 @@ def redact_url(url: str) -> str:
     netloc = parts.netloc.rpartition("@")[2]
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+_SCHEME_FAMILIES = {"postgres": "postgresql", "postgresql": "postgresql", "sqlite": "sqlite"}
+_DEFAULT_PORTS = {"postgresql": 5432}
+
+
+def channel_for_database(database_url: str) -> str:
+    """The default channel of a deployment: ``syncstream-`` and 12 hex digits of a hash of
+    the database it serves.
+
+    A bus is shared by everything on one Redis or NATS server, and every deployment rings
+    on it. Deriving the channel from the database means the processes of one deployment
+    (one database) hear each other with nothing to configure, and two deployments with two
+    databases never ring each other's bell. The hash covers what names the database, not
+    how one logs in: the backend (``postgresql+asyncpg`` and ``postgres`` are
+    ``postgresql``), host (lower-cased), port (PostgreSQL's 5432 when absent) and database
+    name; for SQLite the file's absolute path. User, password and query options are left
+    out, so processes that connect with different credentials or options still agree.
+    Processes that reach one database under different host names (a DNS alias, an IP)
+    derive different channels: set ``SYNCSTREAM_BUS_CHANNEL`` to the same value on each.
+    """
+    parts = urlsplit(database_url)
+    scheme = parts.scheme.lower().partition("+")[0]
+    family = _SCHEME_FAMILIES.get(scheme, scheme)
+    if family == "sqlite":
+        # sqlite:///relative.db and sqlite:////abs.db: the path after the third slash.
+        path = unquote(parts.path[1:]) if parts.path.startswith("/") else unquote(parts.path)
+        name = path if path in ("", ":memory:") else os.path.realpath(path)
+        identity = f"sqlite:{name}"
+    else:
+        host = (parts.hostname or "").lower()
+        try:
+            port = parts.port or _DEFAULT_PORTS.get(family, 0)
+        except ValueError:  # not a port: the database refuses it; the channel need not
+            port = 0
+        identity = f"{family}://{host}:{port}{unquote(parts.path) or '/'}"
+    return "syncstream-" + hashlib.sha256(identity.encode()).hexdigest()[:12]
 
 
 def doorbell_from_url(url: str, *, channel: str = DEFAULT_CHANNEL) -> Doorbell:

@@ -29,6 +29,7 @@ from syncstream.modules.attachments.schemas import (
     attachment_json,
 )
 from syncstream.modules.common import (
+    REPLAY_RESPONSES,
     CallerDep,
     ReaderDep,
     RuntimeDep,
@@ -71,7 +72,12 @@ async def _replayed(runtime: Any, key: str) -> Response | None:
     return await replayed_create(runtime, key, Attachment, attachment_json, "an attachment")
 
 
-@router.post("/organizations/{org}/attachments", status_code=201, summary="Create an attachment")
+@router.post(
+    "/organizations/{org}/attachments",
+    status_code=201,
+    summary="Create an attachment",
+    responses=REPLAY_RESPONSES,
+)
 async def create_attachment(org: str, body: AttachmentIn, caller: CallerDep, runtime: RuntimeDep) -> Response:
     found = await load_visible_org(runtime, caller, org)
     if not _may(caller.access, found.id, body.project_id):

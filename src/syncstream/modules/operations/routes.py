@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from syncstream.metrics import CONTENT_TYPE
 from syncstream.modules.common import RuntimeDep, json_response
-from syncstream.problems import PROBLEM_CONTENT_TYPE
+from syncstream.problems import PROBLEM_CONTENT_TYPE, problem_body
 from syncstream.runtime import Runtime
 
 router = APIRouter(tags=["operations"])
@@ -40,14 +40,7 @@ async def health(runtime: RuntimeDep) -> Response:
         return json_response(body)
     failing = [name for name in ("database", "bus") if body[name] != "ok"]
     response = json_response(
-        {
-            **body,
-            "type": "unavailable",
-            "title": "Service unavailable",
-            "status": 503,
-            "detail": f"unavailable: {', '.join(failing)}",
-        },
-        503,
+        {**body, **problem_body(503, "unavailable", f"unavailable: {', '.join(failing)}")}, 503
     )
     response.headers["Retry-After"] = "5"
     response.headers["Content-Type"] = PROBLEM_CONTENT_TYPE

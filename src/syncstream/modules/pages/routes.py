@@ -20,6 +20,7 @@ from syncstream.db.prepared import PreparedInsert
 from syncstream.db.schema import Page
 from syncstream.db.types import new_id, utcnow
 from syncstream.modules.common import (
+    REPLAY_RESPONSES,
     CallerDep,
     CamelModel,
     ReaderDep,
@@ -63,7 +64,7 @@ async def _replayed(runtime: Any, key: str) -> Response | None:
     return await replayed_create(runtime, key, Page, page_json, "a page")
 
 
-@router.post("/pages", status_code=201, summary="Create a page (system admin)")
+@router.post("/pages", status_code=201, summary="Create a page (system admin)", responses=REPLAY_RESPONSES)
 async def create_page(body: PageIn, caller: CallerDep, runtime: RuntimeDep) -> Response:
     _require_writer(caller)
     key = PAGE.idempotency_key(caller.user_id, None, body.tx.transaction_id) if body.tx else None
