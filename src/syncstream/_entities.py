@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sqlalchemy import Table, event, inspect
-from sqlalchemy.orm import ORMExecuteState, Session, attributes
+from sqlalchemy.orm import ORMExecuteState, Session, attributes, object_session
 
 from syncstream.activities import log
 from syncstream.activities.model import Action, NewActivity
@@ -158,6 +158,7 @@ def check_name(name: str) -> None:
 #: ``session.info`` keys: the write's context (who, which tx) and what it recorded.
 CONTEXT_KEY = "syncstream.context"
 _PENDING_KEY = "syncstream.pending"
+_DELETING_KEY = "syncstream.deleting"
 
 #: Told, after the commit of a session that recorded activities, what it recorded and
 #: the newest ID: rings the doorbell (and clears caches) of the instance that declared them.
@@ -225,12 +226,12 @@ _TRACKED: dict[type[Any], Tracked] = {}
 
 
 def track(model: type[Any], entity: EntityType, hook: CommitHook) -> None:
+    if model not in _TRACKED:
+        # Rows the unit of work deletes on its own (delete-orphan cascades) are in no
+        # ``session.deleted`` before the flush: the mapper tells us as it deletes them.
+        event.listen(model, "after_delete", _after_delete)
     _TRACKED[model] = Tracked(entity, hook)
     _install_listeners()
-
-
-def untrack(model: type[Any]) -> None:
-    _TRACKED.pop(model, None)
 
 
 def _tracked(obj: object) -> Tracked | None:
@@ -268,9 +269,25 @@ def _before_flush(session: Session, _context: object, _instances: object) -> Non
             pending.append((tracked, "delete", obj, None, tracked.entity.shape(obj)))
     if pending:
         session.info.setdefault(_PENDING_KEY, []).extend(pending)
+        deleted = session.info.setdefault(_DELETING_KEY, set())
+        deleted.update(id(item[2]) for item in pending if item[1] == "delete")
+
+
+def _after_delete(_mapper: object, _connection: object, target: object) -> None:
+    """A row of a declared model deleted by this flush: recorded unless it was pending."""
+    session = object_session(target)
+    tracked = _tracked(target)
+    if session is None or tracked is None:
+        return
+    deleting: set[int] = session.info.setdefault(_DELETING_KEY, set())
+    if id(target) not in deleting:
+        deleting.add(id(target))
+        pending = session.info.setdefault(_PENDING_KEY, [])
+        pending.append((tracked, "delete", target, None, tracked.entity.shape(target)))
 
 
 def _after_flush(session: Session, _context: object) -> None:
+    session.info.pop(_DELETING_KEY, None)
     pending = session.info.pop(_PENDING_KEY, None)
     for tracked, action, obj, keys, data in pending or ():
         # After the flush: primary keys and defaults are there, and the row is written
@@ -319,6 +336,7 @@ def _do_orm_execute(state: ORMExecuteState) -> None:
 def _after_rollback(session: Session) -> None:
     session.info.pop(RECORDED_KEY, None)
     session.info.pop(_PENDING_KEY, None)
+    session.info.pop(_DELETING_KEY, None)
 
 
 _installed = False

@@ -10,13 +10,21 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import String, insert, select, text, update
+from sqlalchemy import ForeignKey, String, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from databases import create_postgres_database, drop_postgres_database
-from syncstream import Activity, Settings, Syncstream, UnrecordedWriteError, in_project, public
+from syncstream import (
+    Activity,
+    Settings,
+    Syncstream,
+    UnrecordedWriteError,
+    in_organization,
+    in_project,
+    public,
+)
 from syncstream.db.migrate import upgrade
 from syncstream.db.schema import Activity as ActivityRow
 
@@ -34,6 +42,20 @@ class Note(Base):
     project_id: Mapped[str | None] = mapped_column(String(32))
     body_text: Mapped[str] = mapped_column(String(200))
     revision: Mapped[int] = mapped_column(default=0)
+
+
+class Folder(Base):
+    __tablename__ = "folders"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(String(32))
+    files: Mapped[list[File]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+
+
+class File(Base):
+    __tablename__ = "files"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(String(32))
+    folder_id: Mapped[str] = mapped_column(ForeignKey("folders.id"))
 
 
 class Notice(Base):
@@ -55,6 +77,8 @@ async def sync(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
     # No polling to speak of: an activity reaches the bus only if its commit rang the doorbell.
     instance = Syncstream(Settings(database_url=url, poll_seconds=3600), organization_stream=None)
     instance.entity("note", Note, scope=in_project(), shape=note_json, untracked=["revision"])
+    instance.entity("folder", Folder, scope=in_organization(), shape=lambda f: {"id": f.id})
+    instance.entity("file", File, scope=in_organization(), shape=lambda f: {"id": f.id})
     instance.entity("notice", Notice, scope=public(), shape=lambda n: {"id": n.id, "title": n.title})
     await upgrade(instance.runtime.database)
     async with instance.engine.begin() as conn:
@@ -204,3 +228,24 @@ async def test_an_orm_bulk_statement_on_a_declared_model_is_refused_unless_recor
         await session.run_sync(recorded)
         await session.commit()
     assert [r.type for r in await log_rows(sync)] == ["note.created", "note.updated"]
+
+
+async def test_cascaded_and_orphaned_deletes_record_their_activities(sync: Syncstream) -> None:
+    async with AsyncSession(sync.engine, expire_on_commit=False) as session:
+        folder = Folder(id="d1", organization_id="o1")
+        folder.files = [File(id=f"f{i}", organization_id="o1") for i in range(3)]
+        session.add(folder)
+        await session.commit()
+        folder.files.remove(folder.files[0])  # delete-orphan: decided by the flush itself
+        await session.commit()
+        await session.delete(folder)  # cascades to the two files left
+        await session.commit()
+    recorded = [(r.type, r.entity_id) for r in await log_rows(sync)]
+    assert recorded[:4] == [
+        ("folder.created", "d1"),
+        ("file.created", "f0"),
+        ("file.created", "f1"),
+        ("file.created", "f2"),
+    ]
+    assert recorded[4] == ("file.deleted", "f0")
+    assert sorted(recorded[5:]) == [("file.deleted", "f1"), ("file.deleted", "f2"), ("folder.deleted", "d1")]
