@@ -47,6 +47,7 @@ from syncstream.modules.users.rate_limit import SignInLimiter
 from syncstream.modules.users.routes import router as users_router
 from syncstream.request_limits import BodyLimitMiddleware
 from syncstream.runtime import Runtime
+from syncstream.stream.frames import close_frame
 from syncstream.stream.helpers import keep_alive
 from syncstream.stream.manager import SubscriberManager
 from syncstream.stream.response import StreamMiddleware
@@ -84,10 +85,12 @@ def build_runtime(settings: Settings) -> Runtime:
 
 def close_streams(runtime: Runtime, reason: str = "shutdown") -> None:
     """End every open stream cleanly (clients resume elsewhere with Last-Event-ID), and
-    refuse new ones from now on."""
+    refuse new ones from now on. Each gets ``event: close`` last, so a client knows to
+    reconnect at once rather than back off as from a failure."""
     runtime.closing = True
+    frame = close_frame(reason)
     for sub in runtime.subscribers.get_all():
-        sub.close(reason)
+        sub.close(reason, frame)
 
 
 def _close_streams_on_exit_signal(runtime: Runtime) -> None:
