@@ -42,8 +42,10 @@ from syncstream.client.events import (
     StreamEvent,
     StreamState,
 )
-from syncstream.client.follow import Follower, MustRefetchCallback, stream_key
+from syncstream.client.follow import ConnectedCallback, DisconnectedCallback, Follower
+from syncstream.client.position import MustRefetchCallback
 from syncstream.client.subscription import Subscription
+from syncstream.client.wire import stream_key
 from syncstream.stream.messages import JsonPage, OffsetFrame, Problem, StreamMessage, TxInfo
 
 __all__ = [
@@ -53,9 +55,11 @@ __all__ = [
     "CaughtUp",
     "Change",
     "Connected",
+    "ConnectedCallback",
     "Connecting",
     "CursorStore",
     "Disconnected",
+    "DisconnectedCallback",
     "FileCursorStore",
     "Follower",
     "Forbidden",

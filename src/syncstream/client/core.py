@@ -15,9 +15,11 @@ from syncstream.client.backoff import Backoff
 from syncstream.client.cursors import CursorStore
 from syncstream.client.errors import ProblemError, ProtocolError
 from syncstream.client.events import StreamEvent
-from syncstream.client.follow import Follower, MustRefetchCallback, _Transient
+from syncstream.client.follow import Follower
+from syncstream.client.position import MustRefetchCallback
 from syncstream.client.refusals import problem_from_response
 from syncstream.client.subscription import Subscription, only_changes
+from syncstream.client.wire import Transient, raise_for_refusal
 from syncstream.stream.messages import JsonPage, StreamMessage
 
 __all__ = ["DEFAULT_READ_TIMEOUT", "SyncClient"]
@@ -199,9 +201,10 @@ class SyncClient:
         response = await self.http.send(request)
         if response.status_code != 200:
             try:
-                await follower._refused(response)
-            except _Transient as exc:
+                problem = raise_for_refusal(response)
+            except Transient as exc:
                 raise ProblemError(str(exc.problem), problem=exc.problem, url=str(request.url)) from None
+            await follower.position.must_refetch(problem, str(request.url))
             raise ProtocolError(f"unexpected answer {problem_from_response(response)}", url=str(request.url))
         try:
             return JsonPage.model_validate_json(response.content)
