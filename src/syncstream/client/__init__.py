@@ -17,6 +17,7 @@ It depends on the server package only for the wire format (:mod:`syncstream.stre
 """
 
 from syncstream.client.backoff import Backoff
+from syncstream.client.collection import ChangeCallback, CollectionChange, LiveCollection, ResetCallback
 from syncstream.client.core import DEFAULT_READ_TIMEOUT, SyncClient
 from syncstream.client.cursors import CursorStore, FileCursorStore, MemoryCursorStore
 from syncstream.client.errors import (
@@ -54,6 +55,8 @@ __all__ = [
     "BadRequest",
     "CaughtUp",
     "Change",
+    "ChangeCallback",
+    "CollectionChange",
     "Connected",
     "ConnectedCallback",
     "Connecting",
@@ -65,6 +68,7 @@ __all__ = [
     "Forbidden",
     "Heartbeat",
     "JsonPage",
+    "LiveCollection",
     "MemoryCursorStore",
     "MustRefetch",
     "MustRefetchCallback",
@@ -75,6 +79,7 @@ __all__ = [
     "ProtocolError",
     "RefetchLoopError",
     "Reset",
+    "ResetCallback",
     "StreamEvent",
     "StreamMessage",
     "StreamState",
