@@ -39,7 +39,7 @@ import pydantic
 
 from syncstream.client.backoff import Backoff
 from syncstream.client.cursors import CursorStore
-from syncstream.client.errors import Forbidden, ProtocolError, StreamUnavailable
+from syncstream.client.errors import Forbidden, NotAStream, ProtocolError, StreamUnavailable
 from syncstream.client.events import (
     CaughtUp,
     Change,
@@ -220,8 +220,9 @@ class Follower:
                         return
                 content_type = response.headers.get("content-type", "")
                 if not content_type.startswith("text/event-stream"):
-                    raise ProtocolError(
+                    raise NotAStream(
                         f"expected an event stream, got {content_type or 'no content type'!r}",
+                        content_type=content_type,
                         url=str(request.url),
                     )
                 self.state = StreamState.CATCHING_UP
