@@ -33,7 +33,7 @@ def origin(url: str) -> str:
 def _load(path: Path) -> dict[str, Any]:
     try:
         value = orjson.loads(path.read_bytes())
-    except FileNotFoundError:
+    except OSError:  # none yet, or unreadable: no stored token (login rewrites it)
         return {}
     except orjson.JSONDecodeError:
         return {}  # a damaged file holds nothing usable; the next login rewrites it

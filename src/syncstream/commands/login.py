@@ -15,9 +15,16 @@ from syncstream.commands.passwords import read_password
 __all__ = ["login", "logout"]
 
 
+def _server(url: str) -> str:
+    parsed = httpx.URL(url)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise CommandError(f"give the server's URL, such as http://127.0.0.1:8000, not {url!r}")
+    return origin(url)
+
+
 async def login(args: argparse.Namespace) -> int:
-    server = origin(args.url)
-    password = read_password(None, confirm=False)
+    server = _server(args.url)
+    password = read_password(None, confirm=False, option=None)
     async with SyncClient(server) as client:
         try:
             answer = await client.sign_in(args.email, password)
@@ -33,7 +40,7 @@ async def login(args: argparse.Namespace) -> int:
 
 
 async def logout(args: argparse.Namespace) -> int:
-    server = origin(args.url)
+    server = _server(args.url)
     token = stored_token(server)
     if token is None:
         print(f"Not signed in to {server}", file=sys.stderr)

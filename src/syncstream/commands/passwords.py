@@ -15,14 +15,18 @@ __all__ = ["PASSWORD_VARIABLE", "read_password"]
 PASSWORD_VARIABLE: Final = "SYNCSTREAM_PASSWORD"
 
 
-def read_password(given: str | None, *, confirm: bool, minimum: int = 0) -> str:
+def read_password(
+    given: str | None, *, confirm: bool, minimum: int = 0, option: str | None = "--password"
+) -> str:
     """``given`` (``--password``) if set, else ``$SYNCSTREAM_PASSWORD``, else a prompt (twice with
-    ``confirm``) when stdin is a terminal; otherwise a :class:`CommandError` saying how to give one."""
+    ``confirm``) when stdin is a terminal; otherwise a :class:`CommandError` saying how to give one
+    (``option`` names the command's own flag, if it has one)."""
     password = given if given is not None else os.environ.get(PASSWORD_VARIABLE) or None
     if password is None:
         if not sys.stdin.isatty():
+            give = f"give {option}, " if option else ""
             raise CommandError(
-                f"no password: give --password, set {PASSWORD_VARIABLE}, or run in a terminal to be asked"
+                f"no password: {give}set {PASSWORD_VARIABLE}, or run in a terminal to be asked"
             )
         try:
             password = getpass.getpass("Password: ")
