@@ -12,6 +12,17 @@
         async for message in client.org_stream("acme", entity_types=["attachment"]):
             cache.apply(message)
 
+Or let a live collection apply the changes, and write with ``tx`` so your own writes are recognised::
+
+    async with SyncClient(url) as client:
+        await client.sign_in("ada@example.com", password)
+        async with client.org_collection("acme", entity_types=["attachment"]) as attachments:
+            await attachments.ready()
+            attachments.on_change(lambda change: print(change.action, change.entity_id, change.own))
+            await client.create("organizations/acme/attachments", {"name": "plan.pdf"})
+
+For scripts without ``async``, :class:`syncstream.client.sync.BlockingClient` is the same client, blocking.
+
 It depends on the server package only for the wire format (:mod:`syncstream.stream.sse` and
 :mod:`syncstream.stream.messages`), so it can be used, and tested, against any server of the contract.
 """
