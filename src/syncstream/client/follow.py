@@ -31,30 +31,28 @@ import contextlib
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
 
 import httpx
-import orjson
 import pydantic
 
 from syncstream.client.backoff import Backoff
 from syncstream.client.cursors import CursorStore
-from syncstream.client.errors import Forbidden, NotAStream, ProtocolError, StreamUnavailable
+from syncstream.client.errors import NotAStream, ProtocolError, StreamUnavailable
 from syncstream.client.events import (
     CaughtUp,
     Change,
     Connected,
     Connecting,
     Disconnected,
-    Heartbeat,
     Reset,
     StreamEvent,
     StreamState,
 )
+from syncstream.client.frames import ConnectionEnd, interpret
 from syncstream.client.position import MustRefetchCallback, Position, call_back
-from syncstream.client.refusals import problem_from_frame, problem_from_response
+from syncstream.client.refusals import problem_from_response
 from syncstream.client.wire import Transient, is_newer, raise_for_refusal, stream_key
-from syncstream.stream.messages import JsonPage, OffsetFrame, Problem, StreamMessage
+from syncstream.stream.messages import JsonPage, StreamMessage
 from syncstream.stream.sse import ServerSentEvent, SSEParser
 
 __all__ = [
@@ -69,23 +67,6 @@ __all__ = [
 ConnectedCallback = Callable[[Connected], Awaitable[None] | None]
 #: Called when a connection ended or could not be made, before the wait for the next attempt.
 DisconnectedCallback = Callable[[Disconnected], Awaitable[None] | None]
-
-
-@dataclass
-class _End:
-    """How one connection ended: what the next attempt needs to know."""
-
-    reason: str = ""
-    problem: Problem | None = None
-    error: httpx.TransportError | None = None
-    retry_after: float | None = None
-    #: Something arrived (a change, the offset frame, a ping): the connection was healthy.
-    delivered: bool = False
-    #: Reconnect without waiting: the application asked, ``must_refetch`` was handled, or the server closed
-    #: the stream with ``event: close``.
-    at_once: bool = False
-    #: The server said it is shutting down (``event: close``).
-    server_closing: bool = False
 
 
 class Follower:
@@ -168,7 +149,7 @@ class Follower:
                 self.state = StreamState.CONNECTING
                 self._reconnect.clear()
                 yield Connecting(attempt=failures + 1, cursor=self.cursor)
-                end = _End()
+                end = ConnectionEnd()
                 async with aclosing(self._connection(end)) as connection:
                     async for event in connection:
                         yield event
@@ -204,7 +185,7 @@ class Follower:
         finally:
             self.state = StreamState.CLOSED
 
-    async def _connection(self, end: _End) -> AsyncGenerator[StreamEvent, None]:
+    async def _connection(self, end: ConnectionEnd) -> AsyncGenerator[StreamEvent, None]:
         """One connection: yields what it receives, and records in ``end`` why it ended. Raises what is
         fatal."""
         try:
@@ -232,7 +213,10 @@ class Follower:
                 end.reason = "the server closed the stream"
                 frames = await stack.enter_async_context(aclosing(self._frames(response)))
                 async for frame in frames:
-                    event = self._on_frame(frame, end, str(request.url))
+                    event = interpret(frame, self.position, end, str(request.url))
+                    if isinstance(event, CaughtUp):
+                        self._restart_until = 0.0  # back: a later close is a new restart
+                        self.state = StreamState.LIVE
                     if event is not None:
                         end.delivered = True
                         yield event
@@ -250,40 +234,6 @@ class Follower:
             end.reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         except pydantic.ValidationError as exc:
             raise ProtocolError(f"a frame does not match the contract: {exc}", url=str(self.url)) from exc
-
-    def _on_frame(self, frame: ServerSentEvent, end: _End, url: str) -> StreamEvent | None:
-        """What one frame means: the event to yield (None for none), or why the connection ends."""
-        if frame.event == "change":
-            message = StreamMessage.model_validate_json(frame.data)
-            if not is_newer(message.activity_id, self.cursor):
-                end.delivered = True
-                return None  # a replayed duplicate: already delivered
-            self.cursor = message.activity_id
-            return Change(message, frame.data)
-        if frame.event == "offset":
-            caught_up = OffsetFrame.model_validate_json(frame.data)
-            if caught_up.cursor is not None and is_newer(caught_up.cursor, self.cursor):
-                self.cursor = caught_up.cursor
-            self.position.after_reset = False
-            self._restart_until = 0.0  # back: a later close is a new restart
-            self.state = StreamState.LIVE
-            return CaughtUp(cursor=self.cursor)
-        if frame.event == "ping":
-            return Heartbeat()
-        if frame.event == "error":
-            problem = problem_from_frame(frame.data)
-            if problem.type == "forbidden":
-                raise Forbidden(str(problem), problem=problem, url=url)
-            # slow_consumer, unavailable, or a type this client does not know: the server ends the
-            # stream; resuming from the cursor loses nothing.
-            end.problem, end.reason = problem, problem.type
-        elif frame.event == "close":
-            # The server ends the stream on purpose (it is shutting down): reconnect at once, with the
-            # cursor, to whichever process answers next.
-            end.server_closing = end.at_once = True
-            end.reason = f"the server closed the stream ({_close_reason(frame.data)})"
-        # Any other event type is a later extension of the contract: skipped.
-        return None
 
     async def pages(self, limit: int | None = None) -> AsyncGenerator[StreamMessage, None]:
         """Read the stream in JSON mode, page after page, until ``hasMore`` is false; then stop."""
@@ -407,12 +357,3 @@ class Follower:
                 yield frame
             if parser.retry is not None:
                 self.server_retry = parser.retry / 1000
-
-
-def _close_reason(data: str) -> str:
-    try:
-        value = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return "no reason given"
-    reason = value.get("reason") if isinstance(value, dict) else None
-    return str(reason) if reason else "no reason given"
