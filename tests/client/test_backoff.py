@@ -23,10 +23,12 @@ def test_delays_grow_exponentially_within_the_jitter_band() -> None:
             assert ceiling / 2 <= backoff.delay(failures) <= ceiling
 
 
-def test_a_restarting_server_keeps_the_first_delay() -> None:
+def test_an_unreachable_server_is_retried_within_a_second_for_the_first_fifteen() -> None:
     backoff = Backoff(jitter=0.0)
-    assert backoff.delay(8, restarting=True) == 0.5
-    assert backoff.delay(8) == 10.0
+    assert backoff.delay(8, outage=14.9) == 1.0
+    assert backoff.delay(1, outage=0.0) == 0.5  # below the fast bound: unchanged
+    assert backoff.delay(8, outage=15.0) == 10.0  # a long outage backs off as usual
+    assert backoff.delay(8) == 10.0  # a busy server (429/5xx) is backed off from at once
 
 
 def test_the_server_retry_hint_is_ignored_unless_asked_for() -> None:

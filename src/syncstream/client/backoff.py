@@ -3,9 +3,11 @@
 A dropped stream is most often a blip (a proxy recycling connections, a server restarting behind a load
 balancer), so the first retry comes within half a second. When a server restarts, every client it served
 reconnects at once: waiting a random part of the delay spreads them out (no thundering herd), and a server
-that keeps failing is backed off from exponentially. A server that says it is shutting down (``event:
-close``) is expected back soon, or another process is already there: the client reconnects at once and
-keeps retrying at the first delay's pace for :attr:`Backoff.restart_window` seconds before backing off.
+that keeps failing is backed off from exponentially. While the server cannot be reached at all (a restart,
+a deploy) the waits stay under a second for the first :attr:`Backoff.fast_window` seconds: a refused
+connection costs next to nothing, and a client that had backed off to 4 s would stay away that long after
+the server is back. A server that says it is shutting down (``event: close``) is expected back soon, or
+another process is already there: the client reconnects at once. The same policy as the browser client's.
 
 The server's ``retry:`` hint (5 s by default) is meant for a browser's ``EventSource``, which cannot do
 better than a fixed delay; this client ignores it unless told to (``honour_server_retry=True``).
@@ -36,8 +38,10 @@ class Backoff:
         multiplier: Growth factor per consecutive failure.
         jitter: Fraction of the delay that is randomised (0: none, 1: "full jitter").
         honour_server_retry: Use the server's ``retry:`` hint as the base instead of ``initial``.
-        restart_window: Seconds after an ``event: close`` from a shutting-down server during which failed
-            attempts keep the first delay (the server is expected back; polling a closed port is cheap).
+        fast_maximum: Upper bound of a wait while the server is unreachable (refused, dropped, ended) and
+            the outage is younger than ``fast_window`` seconds. Not for 429/5xx: a busy server is backed
+            off from at once.
+        fast_window: See ``fast_maximum``.
         max_retry_after: Upper bound of a wait imposed by ``Retry-After`` (a hostile or broken server
             cannot park the client for a day).
         max_attempts: Give up (:class:`~syncstream.client.StreamUnavailable`) after this many consecutive
@@ -49,7 +53,8 @@ class Backoff:
     multiplier: float = 2.0
     jitter: float = 0.8
     honour_server_retry: bool = False
-    restart_window: float = 30.0
+    fast_maximum: float = 1.0
+    fast_window: float = 15.0
     max_retry_after: float = 300.0
     max_attempts: int | None = None
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
@@ -66,14 +71,16 @@ class Backoff:
         *,
         server_retry: float | None = None,
         retry_after: float | None = None,
-        restarting: bool = False,
+        outage: float | None = None,
     ) -> float:
-        """Seconds to wait after ``failures`` consecutive failures (``failures >= 1``); ``restarting`` while
-        within :attr:`restart_window` of a server's ``event: close``."""
+        """Seconds to wait after ``failures`` consecutive failures (``failures >= 1``); ``outage`` is how long
+        the server has been unreachable (None when it answered, busy)."""
         base = server_retry if server_retry is not None and self.honour_server_retry else self.initial
-        exponent = 0 if restarting else max(0, failures - 1)
+        exponent = max(0, failures - 1)
         # Bound the exponent so a very long outage cannot overflow the float.
         ceiling = min(self.maximum, base * self.multiplier ** min(exponent, 64))
+        if outage is not None and outage < self.fast_window:
+            ceiling = min(ceiling, max(self.fast_maximum, base))
         wait = ceiling * (1 - self.jitter * self.rng.random())
         if retry_after is not None:
             wait = max(wait, min(retry_after, self.max_retry_after))

@@ -120,8 +120,8 @@ class Follower:
         self.server_retry: float | None = None
         self._reconnect = asyncio.Event()
         self._started = False
-        #: Until when (monotonic) failed attempts keep the first delay: a server said it is restarting.
-        self._restart_until = 0.0
+        #: When (monotonic) the current run of failures began; None while the stream is healthy.
+        self._outage_start: float | None = None
 
     @property
     def key(self) -> str:
@@ -153,16 +153,16 @@ class Follower:
                 async with aclosing(self._connection(end)) as connection:
                     async for event in connection:
                         yield event
-                if end.server_closing:
-                    now = time.monotonic()
-                    if now < self._restart_until:
-                        # Closed again while restarting (a server still draining took the reconnection):
-                        # paced like a failure, so no tight loop, but at the first delay's pace.
-                        end.at_once = False
-                    else:
-                        self._restart_until = now + self.backoff.restart_window
-                if end.delivered or end.at_once:
+                if end.delivered:
+                    failures, self._outage_start = 0, None
+                if end.server_closing and self._outage_start is not None:
+                    # Closed again before anything arrived (a server still draining took the reconnection):
+                    # paced like a failure, so no tight loop.
+                    end.at_once = False
+                if end.at_once:
                     failures = 0
+                    if end.server_closing:
+                        self._outage_start = time.monotonic()
                 if end.at_once:
                     if end.server_closing:
                         self.state = StreamState.RECONNECTING
@@ -171,7 +171,7 @@ class Follower:
                         yield disconnected
                     continue
                 failures += 1
-                delay = self._delay(failures, end.reason, end.retry_after)
+                delay = self._delay(failures, end.reason, end.retry_after, unreachable=end.unreachable)
                 self.state = StreamState.RECONNECTING
                 disconnected = Disconnected(
                     reason=end.reason, retry_in=delay, problem=end.problem, error=end.error
@@ -215,7 +215,6 @@ class Follower:
                 async for frame in frames:
                     event = interpret(frame, self.position, end, str(request.url))
                     if isinstance(event, CaughtUp):
-                        self._restart_until = 0.0  # back: a later close is a new restart
                         self.state = StreamState.LIVE
                     if event is not None:
                         end.delivered = True
@@ -257,13 +256,14 @@ class Follower:
                     continue
                 except httpx.TransportError as exc:
                     failures += 1
-                    await asyncio.sleep(self._delay(failures, f"{type(exc).__name__}: {exc}", None))
+                    reason = f"{type(exc).__name__}: {exc}"
+                    await asyncio.sleep(self._delay(failures, reason, None, unreachable=True))
                     continue
                 except pydantic.ValidationError as exc:
                     raise ProtocolError(
                         f"a page does not match the contract: {exc}", url=str(self.url)
                     ) from exc
-                failures = 0
+                failures, self._outage_start = 0, None
                 for message in page.activities:
                     if not is_newer(message.activity_id, self.cursor):
                         continue
@@ -336,18 +336,24 @@ class Follower:
         await self.position.must_refetch(problem, str(response.request.url))
         return True
 
-    def _delay(self, failures: int, reason: str, retry_after: float | None) -> float:
-        """The wait before the next attempt; raises once ``max_attempts`` consecutive attempts failed."""
+    def _delay(
+        self, failures: int, reason: str, retry_after: float | None, *, unreachable: bool = False
+    ) -> float:
+        """The wait before the next attempt; raises once ``max_attempts`` consecutive attempts failed.
+        ``unreachable``: the server could not be reached or the connection ended (not a 429/5xx)."""
         limit = self.backoff.max_attempts
         if limit is not None and failures > limit:
             raise StreamUnavailable(
                 f"gave up after {failures} consecutive failed attempts: {reason}", url=str(self.url)
             )
+        now = time.monotonic()
+        if self._outage_start is None:
+            self._outage_start = now
         return self.backoff.delay(
             failures,
             server_retry=self.server_retry,
             retry_after=retry_after,
-            restarting=time.monotonic() < self._restart_until,
+            outage=now - self._outage_start if unreachable else None,
         )
 
     async def _frames(self, response: httpx.Response) -> AsyncGenerator[ServerSentEvent, None]:

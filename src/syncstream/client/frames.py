@@ -36,6 +36,11 @@ class ConnectionEnd:
     #: The server said it is shutting down (``event: close``).
     server_closing: bool = False
 
+    @property
+    def unreachable(self) -> bool:
+        """The server could not be reached, or the connection ended: gone (restarting, say), not busy."""
+        return self.error is not None or (self.problem is None and self.retry_after is None)
+
 
 def interpret(frame: ServerSentEvent, position: Position, end: ConnectionEnd, url: str) -> StreamEvent | None:
     """What one frame means: the event to yield (None for none), the cursor moved in ``position``, or why
