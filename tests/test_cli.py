@@ -93,10 +93,8 @@ def test_a_short_password_is_refused(server: ServerProcess) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_user_create_needs_a_password() -> None:
-    result = run_cli("user", "create", new_email())
-    assert result.returncode == 2
-    assert "--password" in result.stderr
+# Where the password comes from (prompt, environment) and refusals of a missing database: see
+# tests/test_cli_commands.py.
 
 
 # -- activities prune --------------------------------------------------------------------------

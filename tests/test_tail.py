@@ -148,9 +148,7 @@ async def test_without_a_token_it_says_why_and_exits_1(server: ServerProcess) ->
 
 
 async def test_resumes_after_the_server_restarts(tmp_path: Path) -> None:
-    process = ServerProcess(
-        database_url=f"sqlite:///{tmp_path / 'tail.db'}", env={"SYNCSTREAM_RETRY_MS": "1000"}
-    )
+    process = ServerProcess(database_url=f"sqlite:///{tmp_path / 'tail.db'}")
     await asyncio.to_thread(process.start)
     try:
         api, slug = await new_org(process.url)

@@ -10,14 +10,17 @@ from types import FrameType
 from typing import Any
 
 from syncstream.runtime import Runtime
+from syncstream.stream.frames import close_frame
 
 
 def close_streams(runtime: Runtime, reason: str = "shutdown") -> None:
     """End every open stream cleanly (clients resume elsewhere with Last-Event-ID), and
-    refuse new ones from now on."""
+    refuse new ones from now on. Each gets ``event: close`` last, so a client knows to
+    reconnect at once rather than back off as from a failure."""
     runtime.closing = True
+    frame = close_frame(reason)
     for sub in runtime.subscribers.get_all():
-        sub.close(reason)
+        sub.close(reason, frame)
 
 
 def close_streams_on_exit_signal(runtime: Runtime) -> None:

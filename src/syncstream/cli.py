@@ -12,8 +12,12 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
+from syncstream.commands import CommandError
 from syncstream.config import Settings
 from syncstream.logs import logging_config
+
+#: Where ``login`` and ``logout`` go without a URL: what ``serve`` listens on by default.
+DEFAULT_SERVER = "http://127.0.0.1:8000"
 
 
 def _choose_cross_process_bus() -> str | None:
@@ -51,6 +55,10 @@ def _serve(args: argparse.Namespace) -> int:
         if problem:
             print(f"syncstream: {problem}", file=sys.stderr)
             return 2
+    from syncstream.commands.preflight import check_serve
+
+    settings = Settings.from_env()
+    check_serve(settings.database_url, settings.bus_url)
     log_config = logging_config(copy.deepcopy(uvicorn.config.LOGGING_CONFIG), args.log_level)
     uvicorn.run(
         "syncstream.app:create_app",
@@ -70,46 +78,21 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _user_create(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from syncstream.commands.users import user_create
 
-    from syncstream.auth.passwords import configure as configure_passwords
-    from syncstream.auth.passwords import hash_password
-    from syncstream.auth.sessions import create_session
-    from syncstream.db.engine import Database
-    from syncstream.db.migrate import upgrade
-    from syncstream.db.schema import User
-    from syncstream.db.types import new_id, utcnow
-    from syncstream.modules.users.service import user_json
+    return await user_create(args)
 
-    if len(args.password) < 8:
-        print("syncstream: the password must have at least 8 characters", file=sys.stderr)
-        return 2
-    settings = Settings.from_env().with_overrides(database_url=args.database_url)
-    configure_passwords(time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib)
-    database = Database.connect(settings.database_url)
-    try:
-        await upgrade(database)
-        async with AsyncSession(database.writer, expire_on_commit=False) as session, session.begin():
-            email = args.email.lower()
-            if await session.scalar(select(User.id).where(User.email == email)) is not None:
-                print(f"syncstream: a user with email {email!r} exists already", file=sys.stderr)
-                return 1
-            user = User(
-                id=new_id("usr"),
-                email=email,
-                name=args.name or email.split("@")[0],
-                password_hash=await hash_password(args.password),
-                role="admin" if args.admin else "user",
-                created_at=utcnow(),
-            )
-            session.add(user)
-            await session.flush()
-            token = create_session(session, user.id)
-    finally:
-        await database.dispose()
-    print(orjson.dumps({"user": user_json(user), "token": token}).decode())
-    return 0
+
+async def _login(args: argparse.Namespace) -> int:
+    from syncstream.commands.login import login
+
+    return await login(args)
+
+
+async def _logout(args: argparse.Namespace) -> int:
+    from syncstream.commands.login import logout
+
+    return await logout(args)
 
 
 #: ``serve`` flags (their ``dest``) that only set an environment variable, read by every worker.
@@ -162,7 +145,9 @@ async def _prune(args: argparse.Namespace) -> int:
 def _tail(args: argparse.Namespace) -> int:
     from syncstream.tail import run
 
-    return run(args.url, token=args.token, offset=args.offset, json_output=args.json)
+    return run(
+        args.url, token=args.token, offset=args.offset, json_output=args.json, max_retries=args.max_retries
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -195,10 +180,16 @@ def build_parser() -> argparse.ArgumentParser:
     user = commands.add_parser("user", help="manage users").add_subparsers(dest="user_command", required=True)
     create = user.add_parser("create", help="create a user and print it with a token")
     create.add_argument("email")
-    create.add_argument("--password", required=True)
+    create.add_argument(
+        "--password",
+        help="at least 8 characters (default: $SYNCSTREAM_PASSWORD, else asked for on the terminal)",
+    )
     create.add_argument("--name")
     create.add_argument("--admin", action="store_true", help="make a system admin")
-    create.add_argument("--database-url")
+    create.add_argument(
+        "--database-url",
+        help="the server's database (default: $SYNCSTREAM_DATABASE_URL, else ./syncstream.db)",
+    )
     create.set_defaults(run=lambda a: asyncio.run(_user_create(a)))
 
     activities = commands.add_parser("activities", help="manage the activity log").add_subparsers(
@@ -213,18 +204,49 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument(
         "url", help="a stream URL: http://…/organizations/ORG/sync/stream or http://…/pages/stream"
     )
-    tail.add_argument("--token", help="bearer token (default: $SYNCSTREAM_TOKEN)")
+    tail.add_argument(
+        "--token", help="bearer token (default: $SYNCSTREAM_TOKEN, else the one `syncstream login` stored)"
+    )
     tail.add_argument(
         "--offset", help="where to start: -1 (all history, the default), now, or an activity ID"
     )
     tail.add_argument("--json", action="store_true", help="print each message as one JSON line, nothing else")
+    tail.add_argument(
+        "--max-retries",
+        type=_non_negative,
+        metavar="N",
+        help="give up (exit 1) after N consecutive failed reconnection attempts (default: retry for ever)",
+    )
     tail.set_defaults(run=_tail)
+
+    login = commands.add_parser("login", help="sign in and store the token for later commands (tail)")
+    login.add_argument(
+        "url", nargs="?", default=DEFAULT_SERVER, help=f"the server (default {DEFAULT_SERVER})"
+    )
+    login.add_argument("--email", required=True)
+    login.set_defaults(run=lambda a: asyncio.run(_login(a)))
+    logout = commands.add_parser("logout", help="end the stored session and forget its token")
+    logout.add_argument(
+        "url", nargs="?", default=DEFAULT_SERVER, help=f"the server (default {DEFAULT_SERVER})"
+    )
+    logout.set_defaults(run=lambda a: asyncio.run(_logout(a)))
     return parser
+
+
+def _non_negative(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    result: int = args.run(args)
+    try:
+        result: int = args.run(args)
+    except CommandError as exc:
+        print(f"syncstream: {exc}", file=sys.stderr)
+        return exc.code
     return result
 
 

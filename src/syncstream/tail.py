@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from typing import Final, TextIO
 
 import httpx
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.text import Text
 
 from syncstream.client import (
+    Backoff,
     CaughtUp,
     Change,
     Connected,
@@ -37,11 +38,14 @@ from syncstream.client import (
     Disconnected,
     Heartbeat,
     MustRefetch,
+    NotAStream,
+    NotFound,
     Reset,
     StreamEvent,
     StreamState,
     SyncClient,
     SyncStreamError,
+    Unauthorized,
 )
 from syncstream.stream.messages import StreamMessage
 
@@ -143,21 +147,27 @@ class TailStatus:
         span = min(RATE_WINDOW, max(now - self._started, 1.0))
         return len(self._times) / span
 
-    def render(self) -> Text:
+    def render(self, width: int | None = None) -> Text:
+        """The status on one line; cut to ``width`` cells (with an ellipsis) so that a narrow terminal
+        still shows one line, the state and cursor first and the URL last."""
         line = Text.assemble(
             ("● ", _STATE_STYLES[self.state]),
             (f"{_label(self.state):<12}", _STATE_STYLES[self.state]),
             " cursor ",
             (self.cursor or "-", "cyan"),
-            f"  {self.rate():.1f} msg/s  {self.received} received  ",
-            (self.url, "dim"),
+            f"  {self.rate():.1f} msg/s  {self.received} received",
         )
         if self.detail:
             line.append(f"  {self.detail}", "yellow")
+        line.append("  ")
+        line.append(self.url, "dim")
+        line.no_wrap = True
+        if width is not None:
+            line.truncate(max(width, 1), overflow="ellipsis")
         return line
 
-    def __rich__(self) -> Text:
-        return self.render()
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.render(options.max_width)
 
 
 async def tail(
@@ -169,8 +179,10 @@ async def tail(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
     client: SyncClient | None = None,
+    max_retries: int | None = None,
 ) -> int:
-    """Follow ``url`` until interrupted or a fatal error; returns the process exit code."""
+    """Follow ``url`` until interrupted or a fatal error (or ``max_retries`` consecutive failed
+    reconnection attempts); returns the process exit code."""
     out = stdout or sys.stdout
     err_console = Console(file=stderr or sys.stderr, highlight=False)
     target = httpx.URL(url)
@@ -179,7 +191,7 @@ async def tail(
         return 2
     origin = str(target.copy_with(raw_path=b"/", fragment=None))
     own_client = client is None
-    sync = client or SyncClient(origin, token)
+    sync = client or SyncClient(origin, token, backoff=Backoff(max_attempts=max_retries))
     human = None if json_output else Console(file=out, highlight=False)
     status = TailStatus(str(target.copy_with(query=None, fragment=None)))
 
@@ -210,7 +222,9 @@ async def tail(
                         err_console.print(status.render(), soft_wrap=True)
         return 0
     except SyncStreamError as exc:
-        err_console.print(Text(f"syncstream tail: {type(exc).__name__}: {exc}", "bold red"))
+        err_console.print(
+            Text(f"syncstream tail: {_explain(exc, status.url, origin)}", "bold red"), soft_wrap=True
+        )
         return 1
     except BrokenPipeError:
         # The reader (head, jq) went away: stop quietly, and keep Python from complaining at exit.
@@ -222,10 +236,45 @@ async def tail(
             await sync.aclose()
 
 
-def run(url: str, *, token: str | None = None, offset: str | None = None, json_output: bool = False) -> int:
-    """The ``syncstream tail`` command; the token defaults to ``$SYNCSTREAM_TOKEN``."""
+def _explain(error: SyncStreamError, url: str, origin: str) -> str:
+    """One line a person can act on."""
+    shape = f"stream URLs look like {origin.rstrip('/')}/organizations/ORG/sync/stream or …/pages/stream"
+    if isinstance(error, NotAStream):
+        kind = {"text/html": "a web page", "application/json": "a JSON document"}.get(
+            error.content_type.split(";")[0].strip(), error.content_type or "no content type"
+        )
+        return f"{url} is not a stream: it answered with {kind}, not text/event-stream ({shape})"
+    if isinstance(error, NotFound):
+        return (
+            f"{url}: not found (404): not a stream, or an organization that does not exist or that you are "
+            f"not a member of ({shape})"
+        )
+    if isinstance(error, Unauthorized):
+        return (
+            f"Unauthorized: {error}. Sign in with `syncstream login {origin.rstrip('/')} --email …`, "
+            "or give --token"
+        )
+    return f"{type(error).__name__}: {error}"
+
+
+def run(
+    url: str,
+    *,
+    token: str | None = None,
+    offset: str | None = None,
+    json_output: bool = False,
+    max_retries: int | None = None,
+) -> int:
+    """The ``syncstream tail`` command; the token defaults to ``$SYNCSTREAM_TOKEN``, then to the one
+    ``syncstream login`` stored for the URL's server."""
     token = token or os.environ.get(TOKEN_VARIABLE) or None
+    if token is None and httpx.URL(url).is_absolute_url:
+        from syncstream.commands.credentials import stored_token
+
+        token = stored_token(url)
     try:
-        return asyncio.run(tail(url, token=token, offset=offset, json_output=json_output))
+        return asyncio.run(
+            tail(url, token=token, offset=offset, json_output=json_output, max_retries=max_retries)
+        )
     except KeyboardInterrupt:
         return 130

@@ -108,9 +108,7 @@ async def test_reconnect_resumes_with_last_event_id_and_loses_nothing(org: Org) 
 
 async def test_resumes_after_the_server_restarts_and_loses_nothing(tmp_path: Path) -> None:
     database_url = f"sqlite:///{tmp_path / 'restart.db'}"
-    # A retry hint of a second: reconnecting sooner could reach the server while it is still shutting
-    # down, which would hold that connection until its graceful-shutdown timeout.
-    primary = await start_server_process(database_url, SYNCSTREAM_RETRY_MS="1000")
+    primary = await start_server_process(database_url)
     try:
         org = await make_org(primary.url)
         await org.create("one")
@@ -118,7 +116,7 @@ async def test_resumes_after_the_server_restarts_and_loses_nothing(tmp_path: Pat
         log = RequestLog()
         async with (
             log.client() as http,
-            SyncClient(primary.url, org.owner.token, http=http, backoff=Backoff(maximum=1.0)) as client,
+            SyncClient(primary.url, org.owner.token, http=http) as client,
         ):
             subscription = client.follow(client.org_stream_url(org.slug))
             async with Reader(subscription) as reader:
@@ -126,8 +124,11 @@ async def test_resumes_after_the_server_restarts_and_loses_nothing(tmp_path: Pat
                 cursor = subscription.cursor
 
                 await asyncio.to_thread(primary.stop)  # closes its streams cleanly, as on a deploy
-                # Until the client has found the server gone (it may have reconnected once while the server
-                # was shutting down).
+                # The server said it was shutting down (event: close): the client reconnects at once...
+                closed = await reader.until(of_type(Disconnected))
+                assert closed[-1].retry_in == 0.0
+                assert "shutdown" in closed[-1].reason
+                # ...and keeps trying until it finds the server gone.
                 await reader.until(
                     lambda e: isinstance(e, Disconnected) and isinstance(e.error, httpx.ConnectError)
                 )

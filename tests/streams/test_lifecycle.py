@@ -179,6 +179,10 @@ async def test_shutdown_closes_streams_cleanly_and_clients_resume(tmp_path: Path
         assert orjson.loads(changes[-1].data)["entityId"] == before["id"]
         last_id = changes[-1].id
         code = await asyncio.to_thread(first.stop)
+        final = await stream.next()
+        assert final is not None
+        assert final.event == "close"  # the client may reconnect at once
+        assert orjson.loads(final.data) == {"reason": "shutdown"}
         assert await stream.next() is None  # a clean end of stream, not a reset
     assert code in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it handled
     second = ServerProcess(database_url=database_url, port=first.port).start()

@@ -12,12 +12,16 @@ import httpx
 import pydantic
 
 from syncstream.client.backoff import Backoff
+from syncstream.client.collection import LiveCollection
 from syncstream.client.cursors import CursorStore
 from syncstream.client.errors import ProblemError, ProtocolError
 from syncstream.client.events import StreamEvent
-from syncstream.client.follow import Follower, MustRefetchCallback, TransientRefusal
+from syncstream.client.follow import ConnectedCallback, DisconnectedCallback, Follower
+from syncstream.client.position import MustRefetchCallback
 from syncstream.client.refusals import problem_from_response
 from syncstream.client.subscription import Subscription, only_changes
+from syncstream.client.wire import Transient, raise_for_refusal
+from syncstream.client.writes import WritesMixin, new_source_id
 from syncstream.stream.messages import JsonPage, StreamMessage
 
 __all__ = ["DEFAULT_READ_TIMEOUT", "SyncClient"]
@@ -36,8 +40,8 @@ class _Unset(enum.Enum):
 UNSET: Final = _Unset.UNSET
 
 
-class SyncClient:
-    """An async client of the org stream and the public pages stream.
+class SyncClient(WritesMixin):
+    """An async client of the org stream and the public pages stream, and of the writes that feed them.
 
     ::
 
@@ -62,6 +66,9 @@ class SyncClient:
         http: An ``httpx.AsyncClient`` to use (proxies, TLS, transports); the caller closes it. By default
             the client makes its own and closes it in :meth:`aclose`.
         headers: Extra headers for every request.
+        source_id: This client's ``tx.sourceId`` on writes (default: a random one per client object).
+        on_connected: Default callback of every stream when the server accepts a (re)connection.
+        on_disconnected: Default callback of every stream when a connection ends or fails.
     """
 
     def __init__(
@@ -75,7 +82,13 @@ class SyncClient:
         read_timeout: float = DEFAULT_READ_TIMEOUT,
         http: httpx.AsyncClient | None = None,
         headers: Mapping[str, str] | None = None,
+        source_id: str | None = None,
+        on_connected: ConnectedCallback | None = None,
+        on_disconnected: DisconnectedCallback | None = None,
     ) -> None:
+        self.source_id = source_id or new_source_id()
+        self.on_connected = on_connected
+        self.on_disconnected = on_disconnected
         self.base_url = httpx.URL(base_url.rstrip("/") + "/")
         self.token = token
         self.cursor_store = cursor_store
@@ -150,6 +163,8 @@ class SyncClient:
             cursor_store=self.cursor_store if cursor_store is UNSET else cursor_store,
             on_must_refetch=self.on_must_refetch if on_must_refetch is UNSET else on_must_refetch,
             backoff=self.backoff,
+            on_connected=self.on_connected,
+            on_disconnected=self.on_disconnected,
         )
 
     def follow(
@@ -199,9 +214,10 @@ class SyncClient:
         response = await self.http.send(request)
         if response.status_code != 200:
             try:
-                await follower._refused(response)
-            except TransientRefusal as exc:
+                problem = raise_for_refusal(response)
+            except Transient as exc:
                 raise ProblemError(str(exc.problem), problem=exc.problem, url=str(request.url)) from None
+            await follower.position.must_refetch(problem, str(request.url))
             raise ProtocolError(f"unexpected answer {problem_from_response(response)}", url=str(request.url))
         try:
             return JsonPage.model_validate_json(response.content)
@@ -281,3 +297,23 @@ class SyncClient:
             cursor_store=cursor_store,
             on_must_refetch=on_must_refetch,
         )
+
+    # -- live collections ----------------------------------------------------------------------------------
+
+    def collection(self, url: str | httpx.URL) -> LiveCollection:
+        """A :class:`~syncstream.client.LiveCollection` of any stream URL (entity ID → entity, kept
+        current); start it with ``async with``."""
+
+        def subscribe(on_must_refetch: MustRefetchCallback) -> Subscription[StreamEvent]:
+            # From -1 and without a stored cursor: the collection's content lives in memory only.
+            return self.follow(url, offset="-1", cursor_store=None, on_must_refetch=on_must_refetch)
+
+        return LiveCollection(subscribe, is_own=self.is_own)
+
+    def org_collection(self, org: str, *, entity_types: Iterable[str] | None = None) -> LiveCollection:
+        """The organization's entities the caller may read (e.g. ``entity_types=["attachment"]``), live."""
+        return self.collection(self.org_stream_url(org, entity_types))
+
+    def pages_collection(self) -> LiveCollection:
+        """Every page, live (public)."""
+        return self.collection(self.pages_stream_url())

@@ -14,6 +14,7 @@ __all__ = [
     "BadRequest",
     "Forbidden",
     "MustRefetch",
+    "NotAStream",
     "NotFound",
     "ProblemError",
     "ProtocolError",
@@ -91,3 +92,12 @@ class StreamUnavailable(SyncStreamError):
 class ProtocolError(SyncStreamError):
     """The server answered something the contract does not allow (a 200 that is not an event stream, a JSON
     page that does not advance). Retrying would not help."""
+
+
+class NotAStream(ProtocolError):
+    """The URL answered 200 with something other than an event stream (an HTML page, a JSON document):
+    it is not a stream URL. ``content_type`` is what it answered."""
+
+    def __init__(self, message: str, *, content_type: str, url: str | None = None) -> None:
+        super().__init__(message, url=url)
+        self.content_type = content_type

@@ -15,7 +15,8 @@ Resuming is what makes a stream client correct, so the rules are spelled out her
   header), so nothing is lost or repeated; a change at or below the cursor is dropped as a duplicate in
   case something between server and client replays.
 * Drops, clean closes, 429/5xx and ``slow_consumer``/``unavailable`` error frames reconnect after a
-  :class:`~syncstream.client.Backoff` delay; 400/401/403/404 and a ``forbidden`` frame stop with an
+  :class:`~syncstream.client.Backoff` delay (the first within half a second); an ``event: close`` frame (a
+  server shutting down) reconnects at once. 400/401/403/404 and a ``forbidden`` frame stop with an
   exception, since retrying cannot change the answer.
 * ``must_refetch`` (409) means the cache built from this stream may be wrong. The application's
   ``on_must_refetch`` callback resets it and the stream restarts from ``-1``; without a callback
@@ -27,75 +28,45 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
-from typing import TypeVar
 
 import httpx
 import pydantic
 
 from syncstream.client.backoff import Backoff
 from syncstream.client.cursors import CursorStore
-from syncstream.client.errors import (
-    BadRequest,
-    Forbidden,
-    MustRefetch,
-    NotFound,
-    ProblemError,
-    ProtocolError,
-    RefetchLoopError,
-    StreamUnavailable,
-    Unauthorized,
-)
+from syncstream.client.errors import NotAStream, ProtocolError, StreamUnavailable
 from syncstream.client.events import (
     CaughtUp,
     Change,
     Connected,
     Connecting,
     Disconnected,
-    Heartbeat,
     Reset,
     StreamEvent,
     StreamState,
 )
-from syncstream.client.refusals import problem_from_frame, problem_from_response, retry_after_seconds
-from syncstream.stream.messages import JsonPage, OffsetFrame, Problem, StreamMessage
+from syncstream.client.frames import ConnectionEnd, interpret
+from syncstream.client.position import MustRefetchCallback, Position, call_back
+from syncstream.client.refusals import problem_from_response
+from syncstream.client.wire import Transient, is_newer, raise_for_refusal, stream_key
+from syncstream.stream.messages import JsonPage, StreamMessage
 from syncstream.stream.sse import ServerSentEvent, SSEParser
 
-__all__ = ["Follower", "MustRefetchCallback", "stream_key"]
+__all__ = [
+    "ConnectedCallback",
+    "DisconnectedCallback",
+    "Follower",
+    "MustRefetchCallback",
+    "stream_key",
+]
 
-T = TypeVar("T")
-
-#: Called with the :class:`MustRefetch` error when the server cannot continue from the cursor; it must
-#: drop what the application cached from this stream. It may be a plain function or a coroutine function.
-MustRefetchCallback = Callable[[MustRefetch], Awaitable[None] | None]
-
-#: Query parameters the follower owns; they are not part of a stream's identity.
-_POSITION_PARAMS = frozenset({"offset", "live", "limit"})
-#: Statuses worth retrying: the server (or a proxy) is busy, restarting or briefly unable.
-_TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-
-
-def stream_key(url: httpx.URL) -> str:
-    """The identity of a stream for cursor storage: the URL without the position parameters (``offset``,
-    ``live``, ``limit``), with the rest sorted, so that SSE and JSON mode of one stream share a cursor
-    and two filters (``entityTypes``) do not."""
-    params = sorted((k, v) for k, v in url.params.multi_items() if k not in _POSITION_PARAMS)
-    return str(url.copy_with(params=params, fragment=None))
-
-
-def _is_newer(candidate: str, cursor: str | None) -> bool:
-    return cursor is None or int(candidate) > int(cursor)
-
-
-class TransientRefusal(Exception):
-    """Internal: a refusal worth retrying (429/5xx), with the server's ``Retry-After``."""
-
-    def __init__(self, problem: Problem, retry_after: float | None) -> None:
-        super().__init__(str(problem))
-        self.problem = problem
-        self.retry_after = retry_after
+#: Called when the server accepted a (re)connection, before its catch-up is read.
+ConnectedCallback = Callable[[Connected], Awaitable[None] | None]
+#: Called when a connection ended or could not be made, before the wait for the next attempt.
+DisconnectedCallback = Callable[[Disconnected], Awaitable[None] | None]
 
 
 class Follower:
@@ -116,6 +87,8 @@ class Follower:
         cursor_store: Where the cursor is persisted, under :func:`stream_key` of ``url``.
         on_must_refetch: See :data:`MustRefetchCallback`.
         backoff: The reconnection policy.
+        on_connected: See :data:`ConnectedCallback`.
+        on_disconnected: See :data:`DisconnectedCallback`.
     """
 
     def __init__(
@@ -128,27 +101,41 @@ class Follower:
         cursor_store: CursorStore | None = None,
         on_must_refetch: MustRefetchCallback | None = None,
         backoff: Backoff | None = None,
+        on_connected: ConnectedCallback | None = None,
+        on_disconnected: DisconnectedCallback | None = None,
     ) -> None:
         self.http = http
         url_offset = url.params.get("offset")
         self.url = url.copy_with(
             params=[(k, v) for k, v in url.params.multi_items() if k not in ("offset", "live")]
         )
-        self.key = stream_key(url)
         self._headers: Callable[[], Mapping[str, str]] = headers or dict
-        self._start = str(offset) if offset is not None else (url_offset or "-1")
-        self.cursor_store = cursor_store
-        self.on_must_refetch = on_must_refetch
+        start = str(offset) if offset is not None else (url_offset or "-1")
+        self.position = Position(stream_key(url), start, cursor_store, on_must_refetch)
+        self.on_connected = on_connected
+        self.on_disconnected = on_disconnected
         self.backoff = backoff or Backoff()
-        #: Where the stream stands: the last change (or offset frame) received.
-        self.cursor: str | None = None
         self.state = StreamState.CONNECTING
         #: The server's ``retry:`` hint, in seconds.
         self.server_retry: float | None = None
-        self._saved: str | None = None
-        self._after_reset = False
         self._reconnect = asyncio.Event()
         self._started = False
+        #: When (monotonic) the current run of failures began; None while the stream is healthy.
+        self._outage_start: float | None = None
+
+    @property
+    def key(self) -> str:
+        """The stream's key in the cursor store."""
+        return self.position.key
+
+    @property
+    def cursor(self) -> str | None:
+        """Where the stream stands: the last change (or offset frame) received."""
+        return self.position.cursor
+
+    @cursor.setter
+    def cursor(self, value: str | None) -> None:
+        self.position.cursor = value
 
     # -- the two modes ---------------------------------------------------------------------------------
 
@@ -162,93 +149,90 @@ class Follower:
                 self.state = StreamState.CONNECTING
                 self._reconnect.clear()
                 yield Connecting(attempt=failures + 1, cursor=self.cursor)
-                problem: Problem | None = None
-                network_error: httpx.TransportError | None = None
-                retry_after: float | None = None
-                reason = ""
-                reconnect_now = False
-                try:
-                    request = self._request(sse=True)
-                    response = await self.http.send(request, stream=True)
-                    async with contextlib.AsyncExitStack() as stack:
-                        stack.push_async_callback(response.aclose)
-                        if response.status_code != 200:
-                            await response.aread()
-                            if await self._refused(response):
-                                failures = 0
-                                yield Reset(problem_from_response(response))
-                                continue
-                        content_type = response.headers.get("content-type", "")
-                        if not content_type.startswith("text/event-stream"):
-                            raise ProtocolError(
-                                f"expected an event stream, got {content_type or 'no content type'!r}",
-                                url=str(request.url),
-                            )
-                        self.state = StreamState.CATCHING_UP
-                        yield Connected(cursor=self.cursor)
-                        reason = "the server closed the stream"
-                        frames = await stack.enter_async_context(aclosing(self._frames(response)))
-                        async for frame in frames:
-                            if frame.event == "change":
-                                message = StreamMessage.model_validate_json(frame.data)
-                                if not _is_newer(message.activity_id, self.cursor):
-                                    continue  # a replayed duplicate: already delivered
-                                self.cursor = message.activity_id
-                                failures = 0
-                                yield Change(message, frame.data)
-                                await self.commit()
-                            elif frame.event == "offset":
-                                caught_up = OffsetFrame.model_validate_json(frame.data)
-                                if caught_up.cursor is not None and _is_newer(caught_up.cursor, self.cursor):
-                                    self.cursor = caught_up.cursor
-                                self._after_reset = False
-                                failures = 0
-                                self.state = StreamState.LIVE
-                                yield CaughtUp(cursor=self.cursor)
-                                await self.commit()
-                            elif frame.event == "ping":
-                                failures = 0
-                                yield Heartbeat()
-                            elif frame.event == "error":
-                                problem = problem_from_frame(frame.data)
-                                if problem.type == "forbidden":
-                                    raise Forbidden(str(problem), problem=problem, url=str(request.url))
-                                # slow_consumer, unavailable, or a type this client does not know: the
-                                # server ends the stream; resuming from the cursor loses nothing.
-                                reason = problem.type
-                                break
-                            # Any other event type is a later extension of the contract: skipped.
-                            if self._reconnect.is_set():
-                                reason, reconnect_now = "reconnect requested", True
-                                break
-                except TransientRefusal as exc:
-                    problem, retry_after, reason = exc.problem, exc.retry_after, str(exc.problem)
-                except httpx.TransportError as exc:
-                    network_error = exc
-                    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                except pydantic.ValidationError as exc:
-                    raise ProtocolError(
-                        f"a frame does not match the contract: {exc}", url=str(self.url)
-                    ) from exc
-                if reconnect_now:
+                end = ConnectionEnd()
+                async with aclosing(self._connection(end)) as connection:
+                    async for event in connection:
+                        yield event
+                if end.delivered:
+                    failures, self._outage_start = 0, None
+                if end.server_closing and self._outage_start is not None:
+                    # Closed again before anything arrived (a server still draining took the reconnection):
+                    # paced like a failure, so no tight loop.
+                    end.at_once = False
+                if end.at_once:
                     failures = 0
+                    if end.server_closing:
+                        self._outage_start = time.monotonic()
+                if end.at_once:
+                    if end.server_closing:
+                        self.state = StreamState.RECONNECTING
+                        disconnected = Disconnected(reason=end.reason, retry_in=0.0, problem=end.problem)
+                        await call_back(self.on_disconnected, disconnected)
+                        yield disconnected
                     continue
                 failures += 1
-                limit = self.backoff.max_attempts
-                if limit is not None and failures > limit:
-                    raise StreamUnavailable(
-                        f"gave up after {failures} consecutive failed attempts: {reason}",
-                        url=str(self.url),
-                    )
-                delay = self.backoff.delay(failures, server_retry=self.server_retry, retry_after=retry_after)
+                delay = self._delay(failures, end.reason, end.retry_after, unreachable=end.unreachable)
                 self.state = StreamState.RECONNECTING
-                yield Disconnected(reason=reason, retry_in=delay, problem=problem, error=network_error)
+                disconnected = Disconnected(
+                    reason=end.reason, retry_in=delay, problem=end.problem, error=end.error
+                )
+                await call_back(self.on_disconnected, disconnected)
+                yield disconnected
                 # asyncio.timeout: 3.11's wait_for can swallow a cancellation.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):
                         await self._reconnect.wait()
         finally:
             self.state = StreamState.CLOSED
+
+    async def _connection(self, end: ConnectionEnd) -> AsyncGenerator[StreamEvent, None]:
+        """One connection: yields what it receives, and records in ``end`` why it ended. Raises what is
+        fatal."""
+        try:
+            request = self._request(sse=True)
+            response = await self.http.send(request, stream=True)
+            async with contextlib.AsyncExitStack() as stack:
+                stack.push_async_callback(response.aclose)
+                if response.status_code != 200:
+                    await response.aread()
+                    if await self._refused(response):
+                        end.at_once = True
+                        yield Reset(problem_from_response(response))
+                        return
+                content_type = response.headers.get("content-type", "")
+                if not content_type.startswith("text/event-stream"):
+                    raise NotAStream(
+                        f"expected an event stream, got {content_type or 'no content type'!r}",
+                        content_type=content_type,
+                        url=str(request.url),
+                    )
+                self.state = StreamState.CATCHING_UP
+                connected = Connected(cursor=self.cursor)
+                await call_back(self.on_connected, connected)
+                yield connected
+                end.reason = "the server closed the stream"
+                frames = await stack.enter_async_context(aclosing(self._frames(response)))
+                async for frame in frames:
+                    event = interpret(frame, self.position, end, str(request.url))
+                    if isinstance(event, CaughtUp):
+                        self.state = StreamState.LIVE
+                    if event is not None:
+                        end.delivered = True
+                        yield event
+                        if isinstance(event, Change | CaughtUp):
+                            await self.commit()
+                    if end.problem is not None or end.server_closing:
+                        break
+                    if self._reconnect.is_set():
+                        end.reason, end.at_once = "reconnect requested", True
+                        break
+        except Transient as exc:
+            end.problem, end.retry_after, end.reason = exc.problem, exc.retry_after, str(exc.problem)
+        except httpx.TransportError as exc:
+            end.error = exc
+            end.reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        except pydantic.ValidationError as exc:
+            raise ProtocolError(f"a frame does not match the contract: {exc}", url=str(self.url)) from exc
 
     async def pages(self, limit: int | None = None) -> AsyncGenerator[StreamMessage, None]:
         """Read the stream in JSON mode, page after page, until ``hasMore`` is false; then stop."""
@@ -258,7 +242,7 @@ class Follower:
         self.state = StreamState.CATCHING_UP
         try:
             while True:
-                offset = self.cursor if self.cursor is not None else self._start
+                offset = self.position.requested
                 try:
                     request = self._request(sse=False, offset=offset, limit=limit)
                     response = await self.http.send(request)
@@ -266,29 +250,30 @@ class Follower:
                         failures = 0
                         continue
                     page = JsonPage.model_validate_json(response.content)
-                except TransientRefusal as exc:
+                except Transient as exc:
                     failures += 1
-                    await self._wait(failures, str(exc.problem), exc.retry_after)
+                    await asyncio.sleep(self._delay(failures, str(exc.problem), exc.retry_after))
                     continue
                 except httpx.TransportError as exc:
                     failures += 1
-                    await self._wait(failures, f"{type(exc).__name__}: {exc}", None)
+                    reason = f"{type(exc).__name__}: {exc}"
+                    await asyncio.sleep(self._delay(failures, reason, None, unreachable=True))
                     continue
                 except pydantic.ValidationError as exc:
                     raise ProtocolError(
                         f"a page does not match the contract: {exc}", url=str(self.url)
                     ) from exc
-                failures = 0
+                failures, self._outage_start = 0, None
                 for message in page.activities:
-                    if not _is_newer(message.activity_id, self.cursor):
+                    if not is_newer(message.activity_id, self.cursor):
                         continue
                     self.cursor = message.activity_id
                     yield message
                     await self.commit()
-                if page.cursor is not None and _is_newer(page.cursor, self.cursor):
+                if page.cursor is not None and is_newer(page.cursor, self.cursor):
                     self.cursor = page.cursor
                 await self.commit()
-                self._after_reset = False
+                self.position.after_reset = False
                 if not page.has_more:
                     return
                 if page.cursor is None or page.cursor == offset:
@@ -311,9 +296,7 @@ class Follower:
 
     async def commit(self) -> None:
         """Persist the cursor of the last item delivered (the application has processed it)."""
-        if self.cursor_store is not None and self.cursor is not None and self.cursor != self._saved:
-            await self.cursor_store.save(self.key, self.cursor)
-            self._saved = self.cursor
+        await self.position.commit()
 
     # -- internals ---------------------------------------------------------------------------------------
 
@@ -323,10 +306,7 @@ class Follower:
         self._started = True
 
     async def _load(self) -> None:
-        if self.cursor_store is not None:
-            stored = await self.cursor_store.load(self.key)
-            if stored is not None:
-                self.cursor = self._saved = stored
+        await self.position.load()
 
     def _request(self, *, sse: bool, offset: str | None = None, limit: int | None = None) -> httpx.Request:
         headers = dict(self._headers())
@@ -341,7 +321,7 @@ class Follower:
                 headers["Last-Event-ID"] = self.cursor
                 params["offset"] = self.cursor
             else:
-                params["offset"] = self._start
+                params["offset"] = self.position.start
         else:
             headers["Accept"] = "application/json"
             params["offset"] = offset or "-1"
@@ -350,65 +330,31 @@ class Follower:
         return self.http.build_request("GET", self.url.copy_with(params=params), headers=headers)
 
     async def _refused(self, response: httpx.Response) -> bool:
-        """Classify a non-200 answer: raise what is fatal, raise :class:`TransientRefusal` for what is worth
+        """Classify a non-200 answer: raise what is fatal, raise :class:`Transient` for what is worth
         retrying, and return True when ``must_refetch`` was handled (restart from ``-1`` at once)."""
-        problem = problem_from_response(response)
-        status = response.status_code
-        url = str(response.request.url)
-        if status == 409 and problem.type == "must_refetch":
-            await self._must_refetch(problem, url)
-            return True
-        if status in _TRANSIENT_STATUSES:
-            raise TransientRefusal(problem, retry_after_seconds(response.headers.get("retry-after")))
-        error_type: type[ProblemError] = {
-            400: BadRequest,
-            401: Unauthorized,
-            403: Forbidden,
-            404: NotFound,
-        }.get(status, ProblemError)
-        raise error_type(str(problem), problem=problem, url=url)
+        problem = raise_for_refusal(response)
+        await self.position.must_refetch(problem, str(response.request.url))
+        return True
 
-    async def _must_refetch(self, problem: Problem, url: str) -> None:
-        requested = self.cursor if self.cursor is not None else self._start
-        if self._after_reset or requested in ("-1", "now"):
-            raise RefetchLoopError(
-                f"the server answered must_refetch to a request from {requested}"
-                + (" right after a reset" if self._after_reset else "")
-                + f"; resetting again cannot help ({problem})",
-                problem=problem,
-                url=url,
-            )
-        error = MustRefetch(
-            f"the server cannot continue from cursor {requested}: {problem.detail or problem.title}",
-            problem=problem,
-            url=url,
-            cursor=requested,
-        )
-        if self.on_must_refetch is None:
-            await self._forget_cursor()
-            raise error
-        # The application resets its cache first: if that fails, the stored cursor still says the cache
-        # is stale, and the next run asks again instead of reading from -1 over an outdated cache.
-        result = self.on_must_refetch(error)
-        if inspect.isawaitable(result):
-            await result
-        await self._forget_cursor()
-        self._after_reset = True
-
-    async def _forget_cursor(self) -> None:
-        self.cursor = self._saved = None
-        self._start = "-1"
-        if self.cursor_store is not None:
-            await self.cursor_store.clear(self.key)
-
-    async def _wait(self, failures: int, reason: str, retry_after: float | None) -> None:
+    def _delay(
+        self, failures: int, reason: str, retry_after: float | None, *, unreachable: bool = False
+    ) -> float:
+        """The wait before the next attempt; raises once ``max_attempts`` consecutive attempts failed.
+        ``unreachable``: the server could not be reached or the connection ended (not a 429/5xx)."""
         limit = self.backoff.max_attempts
         if limit is not None and failures > limit:
             raise StreamUnavailable(
                 f"gave up after {failures} consecutive failed attempts: {reason}", url=str(self.url)
             )
-        delay = self.backoff.delay(failures, server_retry=self.server_retry, retry_after=retry_after)
-        await asyncio.sleep(delay)
+        now = time.monotonic()
+        if self._outage_start is None:
+            self._outage_start = now
+        return self.backoff.delay(
+            failures,
+            server_retry=self.server_retry,
+            retry_after=retry_after,
+            outage=now - self._outage_start if unreachable else None,
+        )
 
     async def _frames(self, response: httpx.Response) -> AsyncGenerator[ServerSentEvent, None]:
         parser = SSEParser()

@@ -33,7 +33,7 @@ from syncstream.stream.cursor import (
     parse_offset,
     resolve,
 )
-from syncstream.stream.frames import error_frame
+from syncstream.stream.frames import SHUTDOWN_FRAME, error_frame
 from syncstream.stream.helpers import change_frame
 from syncstream.stream.manager import SubscriberManager
 from syncstream.stream.quota import Lease, QuotaExceeded, address_holder
@@ -206,7 +206,7 @@ def open_sse(
         if isinstance(sub, MemberSubscriber):  # found by membership, org and sign-out events
             runtime.access.add(sub)
         if runtime.closing:  # opened while shutdown began: end it like the others
-            sub.close("shutdown")
+            sub.close("shutdown", SHUTDOWN_FRAME)
         metrics.connections.labels(stream).inc()
         after = "now" if resolved is None else resolved.after
         logger.info("stream open stream=%s subscriber=%s after=%s", stream, sub.id, after)

@@ -27,6 +27,17 @@ def retry_frame(milliseconds: int) -> bytes:
     return encode_frame(retry=milliseconds)
 
 
+def close_frame(reason: str) -> bytes:
+    """``event: close`` / ``data: {"reason": …}``: the server ends this stream on purpose and the client may
+    reconnect at once (with ``Last-Event-ID``), to this process's successor or another one. An extension of
+    the contract, sent as the last frame when the server shuts down; clients that do not know it skip it."""
+    return encode_frame(event="close", data=orjson.dumps({"reason": reason}))
+
+
+#: The last frame of every open stream when the server shuts down.
+SHUTDOWN_FRAME = close_frame("shutdown")
+
+
 def error_frame(type_: str, status: int, detail: str, title: str | None = None) -> bytes:
     body = {"type": type_, "title": title or type_.replace("_", " ").capitalize(), "status": status}
     body["detail"] = detail

@@ -12,7 +12,9 @@ from collections.abc import Callable, Iterable
 
 from syncstream.stream.frames import (
     PING_FRAME,
+    SHUTDOWN_FRAME,
     change_frame,
+    close_frame,
     error_frame,
     offset_frame,
     retry_frame,
@@ -21,7 +23,9 @@ from syncstream.stream.subscriber import Subscriber
 
 __all__ = [
     "PING_FRAME",
+    "SHUTDOWN_FRAME",
     "change_frame",
+    "close_frame",
     "error_frame",
     "keep_alive",
     "offset_frame",
