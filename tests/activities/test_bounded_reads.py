@@ -130,7 +130,7 @@ async def test_the_row_limit_still_holds_and_small_reads_are_whole(database: Dat
 async def test_the_tailer_routes_a_burst_of_big_writes_in_bounded_reads(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bus = ActivityBus()
+    bus = ActivityBus({"page.updated"})  # the events of the types this test writes
     routed: list[int] = []
     bus.on("page.updated", lambda activity: routed.append(activity.id))
     tailer = LogTailer(database, bus, doorbell_from_url("memory://", channel="tail"), max_bytes=BOUND)
