@@ -25,9 +25,11 @@ from syncstream.runtime import Runtime
 
 
 class CamelModel(BaseModel):
-    """Request bodies: camelCase on the wire, unknown fields refused (a typo is an error)."""
+    """Request bodies: camelCase on the wire, unknown fields refused (a typo is an error),
+    and every value of the JSON type the OpenAPI document publishes: strict mode, so
+    ``"size": "12"`` or ``"size": true`` is a 422 rather than a silently coerced 12 or 1."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=True)
 
 
 class TxIn(CamelModel):
