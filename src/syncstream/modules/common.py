@@ -199,11 +199,20 @@ REPLAY_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 async def replayed_create(
-    runtime: Runtime, key: str, model: type[Any], render: Callable[[Any], dict[str, Any]], what: str
+    runtime: Runtime,
+    key: str,
+    model: type[Any],
+    render: Callable[[Any], dict[str, Any]],
+    what: str,
+    readable: Callable[[Any], bool] = lambda entity: True,
 ) -> Response | None:
     """The answer to a create repeated with a ``transactionId`` already used (idempotency
     key ``key``): 200 with the entity the first one created, 409 if that entity has since
-    been deleted, or None when the key is new."""
+    been deleted, or None when the key is new.
+
+    The entity is shown as it stands now, so the caller must still be allowed to read it
+    (``readable``): one moved since into a scope the caller cannot read is a 404, exactly
+    as its ``GET`` is; a replay must not be a way around the read permission."""
     async with AsyncSession(runtime.database.reader) as session:
         entity_id = await log.find_by_idempotency_key(session, key)
         if entity_id is None:
@@ -211,4 +220,6 @@ async def replayed_create(
         entity = await session.get(model, entity_id)
         if entity is None:
             raise problems.conflict(f"this transactionId created {what} that has since been deleted")
+        if not readable(entity):
+            raise problems.not_found(f"{what} this transactionId created is not readable by you")
         return json_response(render(entity), 200)

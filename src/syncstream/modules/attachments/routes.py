@@ -75,8 +75,12 @@ _PROJECT_OWNER = select(Project.organization_id).where(Project.id == bindparam("
 _INSERT = PreparedInsert(cast(Table, Attachment.__table__))
 
 
-async def _replayed(runtime: Any, key: str) -> Response | None:
-    return await replayed_create(runtime, key, Attachment, attachment_json, "an attachment")
+async def _replayed(runtime: Any, key: str, caller: Caller) -> Response | None:
+    def readable(attachment: Attachment) -> bool:
+        scope = Entity("attachment", attachment.organization_id, attachment.project_id)
+        return is_allowed(caller.access, "read", scope)
+
+    return await replayed_create(runtime, key, Attachment, attachment_json, "an attachment", readable)
 
 
 @router.post(
@@ -92,7 +96,7 @@ async def create_attachment(org: str, body: AttachmentIn, caller: CallerDep, run
     key = None
     if body.tx is not None:
         key = f"{caller.user_id}:{found.id}:attachment:{body.tx.transaction_id}"
-        replay = await _replayed(runtime, key)
+        replay = await _replayed(runtime, key, caller)
         if replay is not None:
             return replay
     now = utcnow()
@@ -121,7 +125,7 @@ async def create_attachment(org: str, body: AttachmentIn, caller: CallerDep, run
         await runtime.writer.run(write)
     except IntegrityError:
         # Two identical creates raced: the other one won; answer with its entity.
-        raced = await _replayed(runtime, key) if key else None
+        raced = await _replayed(runtime, key, caller) if key else None
         if raced is None:
             raise
         return raced
