@@ -36,8 +36,10 @@ from syncstream.modules.common import (
     json_response,
     load_visible_org,
     replayed_create,
+    scope_filter,
     visible_org,
 )
+from syncstream.modules.paging import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, page_json, page_query
 from syncstream.permissions import Access, Entity, is_allowed, read_scope
 
 router = APIRouter(tags=["attachments"])
@@ -132,22 +134,32 @@ async def create_attachment(org: str, body: AttachmentIn, caller: CallerDep, run
     return json_response(created, 201)
 
 
-@router.get("/organizations/{org}/attachments", summary="Attachments you can read")
+LIST_DESCRIPTION = """
+The attachments you can read, oldest first, a page at a time: `limit` (1 to 1000, the default)
+items, then `hasMore` and the `nextCursor` to pass as `cursor` for the next page.
+"""
+
+
+@router.get(
+    "/organizations/{org}/attachments", summary="Attachments you can read", description=LIST_DESCRIPTION
+)
 async def list_attachments(
     org: str,
     caller: CallerDep,
     conn: ReaderDep,
     project_id: str | None = Query(default=None, alias="projectId", max_length=64),
+    cursor: str | None = Query(default=None, max_length=200),
+    limit: int = Query(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
 ) -> Response:
     found = await visible_org(conn, caller, org)
+    after = decode_cursor(cursor)
     scope = read_scope(caller.access, found.id)
     t = Attachment.__table__
-    query = select(t).where(t.c.organization_id == found.id).order_by(t.c.created_at, t.c.id)
+    query = select(t).where(t.c.organization_id == found.id, scope_filter(t.c.project_id, scope))
     if project_id is not None:
         query = query.where(t.c.project_id == project_id)
-    rows = await conn.execute(query)
-    items = [attachment_json(r) for r in rows if scope is not None and scope.allows(r.project_id)]
-    return json_response({"items": items})
+    rows = (await conn.execute(page_query(query, t.c.created_at, t.c.id, after, limit))).all()
+    return json_response(page_json(list(rows), limit, attachment_json))
 
 
 def _readable(session: Session, caller: Caller, org: OrgInfo, attachment_id: str) -> Attachment:
