@@ -43,7 +43,7 @@ from syncstream.modules.pages import stream_routes as pages_stream
 from syncstream.modules.pages.routes import router as pages_router
 from syncstream.modules.security_docs import install_security_docs
 from syncstream.modules.sync import routes as sync_stream
-from syncstream.modules.users.rate_limit import SignInLimiter
+from syncstream.modules.users.rate_limit import SignInLimiter, SignUpLimiter
 from syncstream.modules.users.routes import router as users_router
 from syncstream.request_limits import BodyLimitMiddleware
 from syncstream.runtime import Runtime
@@ -117,8 +117,14 @@ def _close_streams_on_exit_signal(runtime: Runtime) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
-    passwords.configure(time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib)
+    hashing = passwords.configure(
+        time_cost=settings.password_time_cost,
+        memory_kib=settings.password_memory_kib,
+        concurrency=settings.password_concurrency,
+        queue=settings.password_queue,
+    )
     runtime = build_runtime(settings)
+    runtime.metrics.watch_password_hashing(lambda: hashing.running, lambda: hashing.peak)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -153,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.cors_origins = settings.cors_origins
     app.state.sign_in_limiter = SignInLimiter(settings.sign_in_attempts, settings.sign_in_window_seconds)
+    app.state.sign_up_limiter = SignUpLimiter(settings.sign_ups_per_address, settings.sign_up_window_seconds)
     install_error_handlers(app)
     install_security_docs(app)
 

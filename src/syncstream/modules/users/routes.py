@@ -19,7 +19,7 @@ from syncstream.db.schema import Membership, Session, User
 from syncstream.db.types import iso_ms, new_id, utcnow
 from syncstream.modules.common import CallerDep, CamelModel, ReaderDep, RuntimeDep, json_response
 from syncstream.modules.memberships.service import membership_json
-from syncstream.modules.users.rate_limit import SignInLimiter
+from syncstream.modules.users.rate_limit import SignInLimiter, SignUpLimiter
 from syncstream.modules.users.service import user_json
 
 router = APIRouter(tags=["auth"])
@@ -51,8 +51,16 @@ def _session_cookie(request: Request, token: str) -> dict[str, Any]:
     }
 
 
+def client_address(request: Request) -> str:
+    """The client's address as the server sees it (uvicorn takes it from X-Forwarded-For
+    only when the peer is a trusted proxy)."""
+    return request.client.host if request.client else "unknown"
+
+
 @router.post("/auth/sign-up", status_code=201, summary="Create an account")
 async def sign_up(body: SignUpIn, runtime: RuntimeDep, request: Request) -> Response:
+    limiter: SignUpLimiter = request.app.state.sign_up_limiter
+    limiter.attempt(client_address(request))
     password_hash = await hash_password(body.password)
     user = User(
         id=new_id("usr"),
@@ -84,7 +92,7 @@ async def sign_up(body: SignUpIn, runtime: RuntimeDep, request: Request) -> Resp
 async def sign_in(body: SignInIn, runtime: RuntimeDep, request: Request) -> Response:
     limiter: SignInLimiter = request.app.state.sign_in_limiter
     email = body.email.lower()
-    address = request.client.host if request.client else "unknown"
+    address = client_address(request)
     limiter.check(email, address)
     async with runtime.database.reader.connect() as conn:
         row = (await conn.execute(select(User.__table__).where(User.email == email))).first()
@@ -92,7 +100,7 @@ async def sign_in(body: SignInIn, runtime: RuntimeDep, request: Request) -> Resp
     if not await verify_password(user.password_hash if user else None, body.password) or user is None:
         limiter.failed(email, address)
         raise problems.unauthorized("Wrong email or password.")
-    limiter.succeeded(email)
+    limiter.succeeded(email, address)
     signed_in = user
     token = await runtime.writer.run(lambda tx: create_session(tx.session, signed_in.id))
     response = json_response({"user": user_json(user), "token": token})
