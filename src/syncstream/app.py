@@ -24,6 +24,8 @@ from syncstream.activities.writer import ActivityWriter
 from syncstream.admission import stream_quota
 from syncstream.api_docs import install_api_docs
 from syncstream.auth import passwords
+from syncstream.auth.session_activity import SessionActivity
+from syncstream.auth.sessions import record_last_used
 from syncstream.browser import router as browser_router
 from syncstream.config import Settings
 from syncstream.console import router as console_router
@@ -45,6 +47,7 @@ from syncstream.modules.security_docs import install_security_docs
 from syncstream.modules.sync import routes as sync_stream
 from syncstream.modules.users.rate_limit import SignInLimiter, SignUpLimiter
 from syncstream.modules.users.routes import router as users_router
+from syncstream.modules.users.sessions import router as sessions_router
 from syncstream.request_limits import BodyLimitMiddleware
 from syncstream.runtime import Runtime
 from syncstream.stream.frames import close_frame
@@ -68,18 +71,28 @@ def build_runtime(settings: Settings) -> Runtime:
     doorbell = build_doorbell(settings)
     bus = ActivityBus()
     subscribers: SubscriberManager[Subscriber] = SubscriberManager()
+    writer = ActivityWriter(database, doorbell)
+
+    async def record_sessions_used(used: dict[str, float]) -> None:
+        await writer.run(lambda tx: record_last_used(tx.session, used))
+
     return Runtime(
         settings=settings,
         database=database,
         doorbell=doorbell,
         bus=bus,
-        writer=ActivityWriter(database, doorbell),
+        writer=writer,
         tailer=LogTailer(
             database, bus, doorbell, poll_seconds=settings.poll_seconds, max_bytes=settings.page_bytes
         ),
         subscribers=subscribers,
         metrics=Metrics(subscribers.count),
         quota=stream_quota(settings),
+        sessions=SessionActivity(
+            idle_seconds=settings.session_idle_seconds,
+            max_seconds=settings.session_max_seconds,
+            write=record_sessions_used,
+        ),
     )
 
 
@@ -145,6 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             pinger.cancel()
             close_streams(runtime)
+            await runtime.sessions.flush()
             await runtime.tailer.stop()
             await runtime.database.dispose()
 
@@ -168,6 +182,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     mount(app, sync_stream.router)
     for router in (
         users_router,
+        sessions_router,
         organizations_router,
         memberships_router,
         attachments_router,

@@ -8,6 +8,7 @@ from syncstream.activities.bus import ActivityBus
 from syncstream.activities.tailer import LogTailer
 from syncstream.activities.transports import Doorbell
 from syncstream.activities.writer import ActivityWriter
+from syncstream.auth.session_activity import SessionActivity
 from syncstream.auth.sessions import Caller
 from syncstream.config import Settings
 from syncstream.db.engine import Database
@@ -31,6 +32,8 @@ class Runtime:
     metrics: Metrics
     #: Open streams per user, per client address and in all (syncstream.admission).
     quota: StreamQuota
+    #: Session lifetimes and last use (auth/session_activity.py).
+    sessions: SessionActivity
     #: Token hash → caller, and org ID or slug → org: read by nearly every request,
     #: cleared by the writes that change them (modules/common.py wires that).
     callers: ReadCache[str, Caller] = field(default_factory=ReadCache)

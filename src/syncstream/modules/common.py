@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
@@ -16,7 +17,7 @@ from starlette.responses import Response
 from syncstream import problems
 from syncstream.activities import log
 from syncstream.activities.model import NewActivity
-from syncstream.auth.sessions import SESSION_COOKIE, Caller, authenticate, token_key
+from syncstream.auth.sessions import SESSION_COOKIE, Caller, authenticate, session_last_used, token_key
 from syncstream.db.schema import Organization
 from syncstream.db.types import iso_ms
 from syncstream.db.views import OrgInfo
@@ -96,14 +97,38 @@ async def current_caller(request: Request) -> Caller:
     if key is None:
         raise problems.invalid_token()
 
+    loaded = False
+
     async def load() -> Caller | None:
+        nonlocal loaded
+        loaded = True
         async with runtime.database.reader.connect() as conn:
             return await authenticate(conn, key)
 
     caller = await runtime.callers.get_or_load(key, load)
     if caller is None:
         raise problems.invalid_token()
+    sessions = runtime.sessions
+    if not loaded and runtime.doorbell.crosses_processes:
+        await _revalidate(runtime, caller)
+    now = time.time()
+    if sessions.expired(caller, now):
+        raise problems.invalid_token("This session has expired; sign in again.")
+    sessions.touch(caller, now)
     return caller
+
+
+async def _revalidate(runtime: Runtime, caller: Caller) -> None:
+    """Another process may have ended the session a moment ago, and its activity may not
+    have reached this one yet (its doorbell is late, or the bus is down and the poll has
+    not come round): so with several processes, a cached caller's session row is read
+    again on every request. One primary-key read, and revocation is effective in every
+    process before the sign-out answers. (One process clears the cache as it commits.)"""
+    async with runtime.database.reader.connect() as conn:
+        last_used = await session_last_used(conn, caller.session_id)
+    if last_used is None:
+        raise problems.invalid_token()
+    runtime.sessions.seen(caller.session_id, last_used)
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]

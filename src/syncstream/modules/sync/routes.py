@@ -102,6 +102,8 @@ async def org_stream(org: str, request: Request, caller: CallerDep, runtime: Run
         cursor=0 if resolved is None else resolved.after,  # moved by prepare for "now"
         max_queued=runtime.settings.slow_consumer_messages,
     )
+    # An open stream is one use of its session: it ends when the session would, unused.
+    sub.expires_at = runtime.sessions.expires_at(caller)
 
     async def read_after(after: int, limit: int, max_bytes: int) -> list[Activity]:
         if sub.scope is None:

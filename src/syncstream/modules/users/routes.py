@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import Field
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
@@ -21,6 +22,7 @@ from syncstream.modules.common import CallerDep, CamelModel, ReaderDep, RuntimeD
 from syncstream.modules.memberships.service import membership_json
 from syncstream.modules.users.rate_limit import SignInLimiter, SignUpLimiter
 from syncstream.modules.users.service import user_json
+from syncstream.runtime import Runtime
 
 router = APIRouter(tags=["auth"])
 
@@ -41,14 +43,41 @@ class SignInIn(CamelModel):
 
 
 def _session_cookie(request: Request, token: str) -> dict[str, Any]:
+    runtime: Runtime = request.app.state.runtime
     return {
         "key": SESSION_COOKIE,
         "value": token,
+        # The browser keeps it as long as the session can live; the server ends it sooner
+        # when it goes unused (the idle lifetime).
+        "max_age": int(runtime.settings.session_max_seconds),
         "httponly": True,
         "samesite": "lax",
         "path": "/",
         "secure": request.url.scheme == "https",
     }
+
+
+def _new_session(tx: WriteTransaction, request: Request, user_id: str) -> str:
+    """A session for ``user_id``, noting what signed in and from where; the user's expired
+    sessions are deleted on the way (nothing else would, and they are listed nowhere)."""
+    runtime: Runtime = request.app.state.runtime
+    settings = runtime.settings
+    now = utcnow()
+    tx.session.execute(
+        delete(Session).where(
+            Session.user_id == user_id,
+            or_(
+                Session.last_used_at <= now - timedelta(seconds=settings.session_idle_seconds),
+                Session.created_at <= now - timedelta(seconds=settings.session_max_seconds),
+            ),
+        )
+    )
+    return create_session(
+        tx.session,
+        user_id,
+        user_agent=request.headers.get("user-agent"),
+        address=client_address(request),
+    )
 
 
 def client_address(request: Request) -> str:
@@ -77,7 +106,7 @@ async def sign_up(body: SignUpIn, runtime: RuntimeDep, request: Request) -> Resp
             raise problems.conflict(f"the email {user.email!r} is already registered")
         tx.session.add(user)
         tx.session.flush()
-        return create_session(tx.session, user.id)
+        return _new_session(tx, request, user.id)
 
     try:
         token = await runtime.writer.run(write)
@@ -102,7 +131,7 @@ async def sign_in(body: SignInIn, runtime: RuntimeDep, request: Request) -> Resp
         raise problems.unauthorized("Wrong email or password.")
     limiter.succeeded(email, address)
     signed_in = user
-    token = await runtime.writer.run(lambda tx: create_session(tx.session, signed_in.id))
+    token = await runtime.writer.run(lambda tx: _new_session(tx, request, signed_in.id))
     response = json_response({"user": user_json(user), "token": token})
     response.set_cookie(**_session_cookie(request, token))
     return response
@@ -112,28 +141,42 @@ async def sign_in(body: SignInIn, runtime: RuntimeDep, request: Request) -> Resp
 async def sign_out(caller: CallerDep, runtime: RuntimeDep, request: Request) -> Response:
 
     def write(tx: WriteTransaction) -> None:
-        tx.session.execute(delete(Session).where(Session.id == caller.session_id))
+        end_sessions(tx, caller.user_id, [caller.session_id])
+
+    await runtime.writer.run(write)
+    runtime.sessions.forget(caller.session_id)
+    return signed_out_response(request)
+
+
+def signed_out_response(request: Request) -> Response:
+    """204, clearing the session cookie with the attributes it was set with, Secure
+    included behind HTTPS: a Set-Cookie without Secure over HTTPS is what scanners (and
+    strict browsers) flag."""
+    response = json_response(None, 204)
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=request.url.scheme == "https"
+    )
+    return response
+
+
+def end_sessions(tx: WriteTransaction, user_id: str, session_ids: list[str]) -> None:
+    """End the user's sessions ``session_ids`` in ``tx``: each records a ``session.revoked``
+    activity, which clears every process's caller cache and ends the session's streams."""
+    if not session_ids:
+        return
+    tx.session.execute(delete(Session).where(Session.user_id == user_id, Session.id.in_(session_ids)))
+    for session_id in session_ids:
         tx.record(
             NewActivity(
                 action="delete",
                 entity_type="session",
-                entity_id=caller.session_id,
+                entity_id=session_id,
                 organization_id=None,
                 project_id=None,
-                user_id=caller.user_id,
+                user_id=user_id,
                 data=None,
             )
         )
-
-    await runtime.writer.run(write)
-    response = json_response(None, 204)
-    # Cleared with the attributes it was set with, Secure included behind HTTPS: a
-    # Set-Cookie without Secure over HTTPS is what scanners (and strict browsers) flag.
-    cookie = _session_cookie(request, "")
-    response.delete_cookie(
-        SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=bool(cookie["secure"])
-    )
-    return response
 
 
 @router.get("/me", summary="The caller and its memberships")
