@@ -65,7 +65,8 @@ async def test_sessions_of_an_old_database_keep_working_and_count_as_used_at_sig
         )
         await conn.execute(
             text(
-                "INSERT INTO sessions (id, user_id, token_hash, created_at) VALUES ('ses_1', 'usr_1', 'h', :at)"
+                "INSERT INTO sessions (id, user_id, token_hash, created_at)"
+                " VALUES ('ses_1', 'usr_1', 'h', :at)"
             ),
             {"at": stamp},
         )
