@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -15,6 +16,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, text
 
 from databases import create_postgres_database, drop_postgres_database
+from syncstream.activities.transports.memory import MemoryDoorbell
+from syncstream.activities.writer import ActivityWriter
+from syncstream.auth.sessions import record_last_used, session_last_used
 from syncstream.db.engine import Database
 from syncstream.db.migrate import _config, upgrade
 from syncstream.db.schema import Base
@@ -49,12 +53,16 @@ def _differences(connection: Connection) -> list[object]:
 SIGNED_IN = datetime(2026, 11, 1, 12, 0, 0, 123000, tzinfo=UTC)
 
 
+def naive_on_sqlite(database: Database, value: datetime) -> Any:
+    return value.replace(tzinfo=None) if database.dialect == "sqlite" else value
+
+
 async def test_sessions_of_an_old_database_keep_working_and_count_as_used_at_sign_in(
     database: Database,
 ) -> None:
     async with database.writer.begin() as conn:
         await conn.run_sync(_upgrade_to, "0001")
-    stamp = SIGNED_IN.replace(tzinfo=None) if database.dialect == "sqlite" else SIGNED_IN
+    stamp = naive_on_sqlite(database, SIGNED_IN)
     async with database.writer.begin() as conn:
         await conn.execute(
             text(
@@ -85,3 +93,37 @@ async def test_the_migrated_schema_is_what_the_models_declare(database: Database
     await upgrade(database)
     async with database.reader.connect() as conn:
         assert await conn.run_sync(_differences) == []
+
+
+async def test_last_use_is_recorded_forward_only(database: Database) -> None:
+    """What SessionActivity writes: each session's ``last_used_at`` moves forward, never back."""
+    await upgrade(database)
+    async with database.writer.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO users (id, email, name, password_hash, role, created_at)"
+                " VALUES ('usr_1', 'a@example.test', 'A', 'x', 'user', :at)"
+            ),
+            {"at": naive_on_sqlite(database, SIGNED_IN)},
+        )
+        for session_id in ("ses_1", "ses_2"):
+            await conn.execute(
+                text(
+                    "INSERT INTO sessions (id, user_id, token_hash, created_at, last_used_at)"
+                    " VALUES (:id, 'usr_1', :id, :at, :at)"
+                ),
+                {"id": session_id, "at": naive_on_sqlite(database, SIGNED_IN)},
+            )
+    start = SIGNED_IN.timestamp()
+
+    writer = ActivityWriter(database, MemoryDoorbell())
+
+    async def touch(used: dict[str, float]) -> None:
+        await writer.run(lambda tx: record_last_used(tx.session, used))
+
+    await touch({"ses_1": start + 100, "ses_2": start + 50})
+    await touch({"ses_1": start + 10})  # older: ignored
+    async with database.reader.connect() as conn:
+        assert await session_last_used(conn, "ses_1") == start + 100
+        assert await session_last_used(conn, "ses_2") == start + 50
+        assert await session_last_used(conn, "ses_gone") is None
