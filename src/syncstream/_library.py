@@ -120,10 +120,14 @@ class Syncstream:
         """The running parts (database, bus, tailer, subscribers), built on first use."""
         if self._runtime is None:
             settings = self.settings
-            passwords.configure(
-                time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib
+            hashing = passwords.configure(
+                time_cost=settings.password_time_cost,
+                memory_kib=settings.password_memory_kib,
+                concurrency=settings.password_concurrency,
+                queue=settings.password_queue,
             )
             runtime = build_runtime(settings)
+            runtime.metrics.watch_password_hashing(lambda: hashing.running, lambda: hashing.peak)
             wire_read_caches(runtime)
             access = runtime.access
             for event, apply in _LIFECYCLE.items():
@@ -369,6 +373,7 @@ class Syncstream:
         finally:
             pinger.cancel()
             close_streams(runtime)
+            await runtime.sessions.flush()
             await runtime.tailer.stop()
             await runtime.database.dispose()
 
@@ -380,8 +385,9 @@ class Syncstream:
         from syncstream.errors import install_error_handlers
         from syncstream.modules.memberships.routes import router as memberships
         from syncstream.modules.organizations.routes import router as organizations
-        from syncstream.modules.users.rate_limit import SignInLimiter
+        from syncstream.modules.users.rate_limit import SignInLimiter, SignUpLimiter
         from syncstream.modules.users.routes import router as users
+        from syncstream.modules.users.sessions import router as sessions
 
         app.state.runtime = self.runtime
         install_error_handlers(app)
@@ -390,7 +396,9 @@ class Syncstream:
             settings = self.settings
             limiter = SignInLimiter(settings.sign_in_attempts, settings.sign_in_window_seconds)
             app.state.sign_in_limiter = limiter
-            for router in (users, organizations, memberships):
+            sign_ups = SignUpLimiter(settings.sign_ups_per_address, settings.sign_up_window_seconds)
+            app.state.sign_up_limiter = sign_ups
+            for router in (users, sessions, organizations, memberships):
                 app.include_router(router)
         if self.caller_dependency is not None:
             app.dependency_overrides[current_caller] = self.caller_dependency

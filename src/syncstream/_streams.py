@@ -195,6 +195,8 @@ async def _open_member(
         max_queued=runtime.settings.slow_consumer_messages,
         permission=permission,
     )
+    # An open stream is one use of its session: it ends when the session would, unused.
+    sub.expires_at = runtime.sessions.expires_at(caller)
 
     async def read_after(after: int, limit: int, max_bytes: int) -> list[Activity]:
         if sub.scope is None:

@@ -27,8 +27,9 @@ from syncstream.modules.pages import stream as pages_stream
 from syncstream.modules.pages.entity import PAGE
 from syncstream.modules.pages.routes import router as pages_router
 from syncstream.modules.security_docs import install_security_docs
-from syncstream.modules.users.rate_limit import SignInLimiter
+from syncstream.modules.users.rate_limit import SignInLimiter, SignUpLimiter
 from syncstream.modules.users.routes import router as users_router
+from syncstream.modules.users.sessions import router as sessions_router
 from syncstream.request_limits import BodyLimitMiddleware
 from syncstream.runtime import build_doorbell, build_runtime
 from syncstream.stream.response import StreamMiddleware
@@ -62,6 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.cors_origins = settings.cors_origins
     app.is_stream = sync.stream_paths
     app.state.sign_in_limiter = SignInLimiter(settings.sign_in_attempts, settings.sign_in_window_seconds)
+    app.state.sign_up_limiter = SignUpLimiter(settings.sign_ups_per_address, settings.sign_up_window_seconds)
+    app.state.sign_up_limiter = SignUpLimiter(settings.sign_ups_per_address, settings.sign_up_window_seconds)
     install_error_handlers(app)
     install_security_docs(app)
 
@@ -69,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     mount(app, sync.router)
     for router in (
         users_router,
+        sessions_router,
         organizations_router,
         memberships_router,
         attachments_router,

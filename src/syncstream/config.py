@@ -85,6 +85,16 @@ class Settings:
     streams_per_user: int = 32
     streams_per_address: int = 64
     max_streams: int | None = None
+    #: Password hashes (sign-up, sign-in) running at once per process, and how many more
+    #: may wait for one; past that, 503. Bounds hashing memory to concurrency * memory_kib.
+    password_concurrency: int = 2
+    password_queue: int = 32
+    #: Sign-ups allowed per client address in one window.
+    sign_ups_per_address: int = 20
+    sign_up_window_seconds: float = 3600.0
+    #: A session ends after this long unused, and this long after sign-in whatever happens.
+    session_idle_seconds: float = 14 * 86400.0
+    session_max_seconds: float = 90 * 86400.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -110,6 +120,12 @@ class Settings:
             streams_per_user=_env_int("SYNCSTREAM_STREAMS_PER_USER", 32),
             streams_per_address=_env_int("SYNCSTREAM_STREAMS_PER_ADDRESS", 64),
             max_streams=_env_int("SYNCSTREAM_MAX_STREAMS", 0) or None,
+            password_concurrency=_env_int("SYNCSTREAM_PASSWORD_CONCURRENCY", 2),
+            password_queue=_env_int("SYNCSTREAM_PASSWORD_QUEUE", 32),
+            sign_ups_per_address=_env_int("SYNCSTREAM_SIGN_UPS_PER_ADDRESS", 20),
+            sign_up_window_seconds=_env_float("SYNCSTREAM_SIGN_UP_WINDOW_SECONDS", 3600.0),
+            session_idle_seconds=_env_float("SYNCSTREAM_SESSION_IDLE_SECONDS", 14 * 86400.0),
+            session_max_seconds=_env_float("SYNCSTREAM_SESSION_MAX_SECONDS", 90 * 86400.0),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -89,6 +89,18 @@ class Metrics:
             registry=self.registry,
         )
 
+    def watch_password_hashing(self, running: Callable[[], int], peak: Callable[[], int]) -> None:
+        Gauge(
+            "syncstream_password_hashes_running",
+            "Password hashes (sign-up, sign-in) being computed in this process.",
+            registry=self.registry,
+        ).set_function(running)
+        Gauge(
+            "syncstream_password_hashes_peak",
+            "The most password hashes this process ever computed at once (bounded by its concurrency).",
+            registry=self.registry,
+        ).set_function(peak)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 

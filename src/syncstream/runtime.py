@@ -10,7 +10,8 @@ from syncstream.activities.tailer import LogTailer
 from syncstream.activities.transports import Doorbell, channel_for_database, doorbell_from_url
 from syncstream.activities.writer import ActivityWriter
 from syncstream.admission import stream_quota
-from syncstream.auth.sessions import Caller
+from syncstream.auth.session_activity import SessionActivity
+from syncstream.auth.sessions import Caller, record_last_used
 from syncstream.config import Settings
 from syncstream.db.engine import Database
 from syncstream.db.read_cache import ReadCache
@@ -35,6 +36,8 @@ class Runtime:
     access: AccessIndex
     #: Open streams per user, per client address and in all (syncstream.admission).
     quota: StreamQuota
+    #: Session lifetimes and last use (auth/session_activity.py).
+    sessions: SessionActivity
     #: Token hash → caller, and org ID or slug → org: read by nearly every request,
     #: cleared by the writes that change them (modules/common.py wires that).
     callers: ReadCache[str, Caller] = field(default_factory=ReadCache)
@@ -71,12 +74,17 @@ def build_runtime(settings: Settings) -> Runtime:
     doorbell = build_doorbell(settings)
     bus = ActivityBus(IDENTITY_EVENTS)
     subscribers: SubscriberManager[Subscriber] = SubscriberManager()
+    writer = ActivityWriter(database, doorbell)
+
+    async def record_sessions_used(used: dict[str, float]) -> None:
+        await writer.run(lambda tx: record_last_used(tx.session, used))
+
     return Runtime(
         settings=settings,
         database=database,
         doorbell=doorbell,
         bus=bus,
-        writer=ActivityWriter(database, doorbell),
+        writer=writer,
         tailer=LogTailer(
             database, bus, doorbell, poll_seconds=settings.poll_seconds, max_bytes=settings.page_bytes
         ),
@@ -84,4 +92,9 @@ def build_runtime(settings: Settings) -> Runtime:
         metrics=Metrics(subscribers.count),
         access=AccessIndex(subscribers),
         quota=stream_quota(settings),
+        sessions=SessionActivity(
+            idle_seconds=settings.session_idle_seconds,
+            max_seconds=settings.session_max_seconds,
+            write=record_sessions_used,
+        ),
     )

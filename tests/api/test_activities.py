@@ -20,6 +20,7 @@ from .support import (
     about,
     add_member,
     assert_message,
+    assert_problem,
     create_org,
     create_project,
     stream_after,
@@ -185,6 +186,42 @@ async def test_concurrent_replays_make_one_entity(org: Org) -> None:
     [entity] = {r.json()["id"] for r in responses}
     messages = await stream_after(api, org.stream, start, token)
     assert [m["entityId"] for m in messages if m["tx"] == body["tx"]] == [entity]
+
+
+async def test_a_replayed_create_is_404_once_the_caller_may_no_longer_read_the_entity(
+    org: Org, client: Api
+) -> None:
+    """The replay shows the entity as it stands now, so it re-checks read permission: an
+    attachment moved into a project the creator cannot read is a 404 to the replay, as to
+    its GET, and neither its new name nor its project leaks."""
+    api, owner = org.api, org.owner
+    member = await client.sign_up()
+    await add_member(api, owner.token, org.org["id"], member.email)  # org member, no project
+    same = tx()
+    body = {"name": "draft.pdf", "tx": same}
+    created = await api.ok("POST", org.path(), 201, json=body, token=member.token)
+    replayed = await api.ok("POST", org.path(), 200, json=body, token=member.token)
+    assert replayed == created
+    await api.ok(
+        "PATCH",
+        org.path(f"/{created['id']}"),
+        json={"projectId": org.project_id, "name": "secret-merger.pdf"},
+        token=owner.token,
+    )
+    got = await api.request("GET", org.path(f"/{created['id']}"), token=member.token)
+    assert_problem(got, 404, "not_found")
+    again = await api.request("POST", org.path(), json=body, token=member.token)
+    problem = assert_problem(again, 404, "not_found")
+    assert "secret-merger" not in again.text
+    assert org.project_id not in again.text
+    assert created["id"] not in problem["detail"]
+    # Still no second entity: the key stays taken, the replay only refuses to show it.
+    listed = await api.ok("GET", org.path(), token=owner.token)
+    assert [a["id"] for a in listed["items"] if a["createdBy"] == member.id] == [created["id"]]
+    # The admin moving it back makes the replay answer again, with the entity as it is now.
+    await api.ok("PATCH", org.path(f"/{created['id']}"), json={"projectId": None}, token=owner.token)
+    back = await api.ok("POST", org.path(), 200, json=body, token=member.token)
+    assert (back["id"], back["name"], back["projectId"]) == (created["id"], "secret-merger.pdf", None)
 
 
 async def test_the_same_transaction_id_from_another_user_makes_their_own_entity(

@@ -197,7 +197,7 @@ async def test_an_attachment_is_only_reachable_through_its_organization(world: W
     assert_problem(await api.request("PATCH", path, json={"name": "x"}, token=owner.token), 404, "not_found")
     assert_problem(await api.request("DELETE", path, token=owner.token), 404, "not_found")
     listed = await api.ok("GET", f"/organizations/{other['id']}/attachments", token=owner.token)
-    assert listed == {"items": []}
+    assert listed == {"items": [], "nextCursor": None, "hasMore": False}
 
 
 async def test_list_filters_by_project(world: World) -> None:
@@ -212,9 +212,88 @@ async def test_list_filters_by_project(world: World) -> None:
         assert made[scope] in listed["items"]
     everything = (await api.ok("GET", world.path(), token=owner.token))["items"]
     assert all(a in everything for a in made.values())
-    assert await api.ok("GET", world.path(), params={"projectId": "prj_unknown"}, token=owner.token) == {
-        "items": []
-    }
+    unknown = await api.ok("GET", world.path(), params={"projectId": "prj_unknown"}, token=owner.token)
+    assert unknown["items"] == []
+
+
+# -- paging ------------------------------------------------------------------------------------
+
+
+async def pages_of(api: Api, path: str, token: str, **params: str) -> list[list[dict[str, Any]]]:
+    """Every page of a list, following ``nextCursor`` while ``hasMore``."""
+    pages: list[list[dict[str, Any]]] = []
+    cursor: str | None = None
+    for _ in range(100):
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        page = await api.ok("GET", path, params=query, token=token)
+        assert set(page) == {"items", "nextCursor", "hasMore"}
+        pages.append(page["items"])
+        if not page["hasMore"]:
+            assert page["nextCursor"] is None
+            return pages
+        assert isinstance(page["nextCursor"], str)
+        cursor = page["nextCursor"]
+    raise AssertionError("the list never ended")
+
+
+async def test_the_list_pages_through_what_the_caller_may_read_in_full_pages(
+    client: Api, world: World
+) -> None:
+    """The permission filter is in the query, not applied to a page afterwards: every page
+    but the last is full of readable attachments, however many unreadable ones lie between."""
+    owner = await client.sign_up()
+    member = await client.sign_up()
+    org = await create_org(client, owner.token)
+    project = (await create_project(client, owner.token, org["id"]))["id"]
+    await add_member(client, owner.token, org["id"], member.email)  # reads unscoped ones only
+    path = f"/organizations/{org['id']}/attachments"
+    made = []
+    for n in range(21):
+        body = {"name": f"a{n}", "projectId": None if n % 3 == 0 else project}
+        made.append(await client.ok("POST", path, 201, json=body, token=owner.token))
+    readable = [a for a in made if a["projectId"] is None]
+    pages = await pages_of(client, path, member.token, limit="2")
+    assert [len(p) for p in pages] == [2, 2, 2, 1]
+    assert [a for p in pages for a in p] == readable  # oldest first, each once
+    everything = await pages_of(client, path, owner.token, limit="5")
+    assert [len(p) for p in everything] == [5, 5, 5, 5, 1]
+    assert [a for p in everything for a in p] == made
+    in_project = await pages_of(client, path, owner.token, limit="4", projectId=project)
+    assert [a for p in in_project for a in p] == [a for a in made if a["projectId"] == project]
+    assert await pages_of(client, path, member.token, projectId=project) == [[]]
+    # Without a limit, a list this size is one page: what clients that predate paging get.
+    assert await pages_of(client, path, owner.token) == [made]
+
+
+async def test_a_cursor_outlives_the_attachment_it_points_at(client: Api) -> None:
+    owner = await client.sign_up()
+    org = await create_org(client, owner.token)
+    path = f"/organizations/{org['id']}/attachments"
+    made = [await client.ok("POST", path, 201, json={"name": f"n{n}"}, token=owner.token) for n in range(4)]
+    first = await client.ok("GET", path, params={"limit": "2"}, token=owner.token)
+    assert first["items"] == made[:2]
+    await client.ok("DELETE", f"{path}/{made[1]['id']}", 204, token=owner.token)
+    added = await client.ok("POST", path, 201, json={"name": "late"}, token=owner.token)
+    rest = await client.ok("GET", path, params={"cursor": first["nextCursor"]}, token=owner.token)
+    assert rest == {"items": [*made[2:], added], "nextCursor": None, "hasMore": False}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": "0"},
+        {"limit": "1001"},
+        {"limit": "ten"},
+        {"limit": "-1"},
+        {"cursor": "not-a-cursor"},
+        {"cursor": "bm90fGE"},  # base64 of "not|a": no time in it
+        {"cursor": "x" * 201},
+    ],
+)
+async def test_a_malformed_limit_or_cursor_is_a_400_naming_it(world: World, params: dict[str, str]) -> None:
+    response = await world.api.request("GET", world.path(), params=params, token=world.owner.token)
+    body = assert_problem(response, 400, "bad_request")
+    assert next(iter(params)) in body["detail"]
 
 
 # -- the permission matrix ---------------------------------------------------------------------

@@ -334,7 +334,7 @@ async def test_access_changes_take_effect_on_the_next_request(api: Api) -> None:
     attachments = f"/organizations/{org['slug']}/attachments"
     assert (await api.request("GET", attachments, token=newcomer.token)).status_code == 404
     await add_member(api, owner.token, org["id"], newcomer.email)
-    assert await api.ok("GET", attachments, token=newcomer.token) == {"items": []}
+    assert (await api.ok("GET", attachments, token=newcomer.token))["items"] == []
     await api.ok(
         "POST", attachments, 201, json={"name": "a", "url": "https://x.test/a"}, token=newcomer.token
     )

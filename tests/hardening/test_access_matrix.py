@@ -232,6 +232,46 @@ async def sign_out(world: World, role: str, headers: dict[str, str]) -> Any:
     return status
 
 
+async def list_sessions(world: World, role: str, headers: dict[str, str]) -> Any:
+    status, body = await json_of(world, "/me/sessions", headers)
+    if status != 200:
+        return status
+    return (status, sum(item["current"] for item in body["items"]))  # exactly its own is current
+
+
+def _token(headers: dict[str, str]) -> str:
+    if "Cookie" in headers:
+        return headers["Cookie"].partition("=")[2]
+    return headers["Authorization"].removeprefix("Bearer ")
+
+
+async def end_one_session(world: World, role: str, headers: dict[str, str]) -> Any:
+    """The role ends another session of its own user; that token is dead at once."""
+    if role in UNAUTHENTICATED:
+        return await status_of(world, "DELETE", "/me/sessions/ses_unknown", headers)
+    other = await world.fresh_session(role)
+    _, body = await json_of(world, "/me/sessions", other)
+    [session_id] = [item["id"] for item in body["items"] if item["current"]]
+    status = await status_of(world, "DELETE", f"/me/sessions/{session_id}", headers)
+    return (status, await status_of(world, "GET", "/me", other))
+
+
+async def end_other_sessions(world: World, role: str, headers: dict[str, str]) -> Any:
+    """Signs out everywhere else from a fresh session, which then stands in for the
+    role's token in the world (the world's own token is one of those ended)."""
+    if role in UNAUTHENTICATED:
+        return await status_of(world, "DELETE", "/me/sessions", headers)
+    keeper, ended = await world.fresh_session(role), await world.fresh_session(role)
+    status = await status_of(world, "DELETE", "/me/sessions", keeper)
+    if status == 204:
+        user = world.user_of(role)
+        user.token = _token(keeper)
+        for other in ROLES:
+            if other not in UNAUTHENTICATED and world.user_of(other) is user:
+                world.tokens[other] = _token(keeper)
+    return (status, await status_of(world, "GET", "/me", ended), await status_of(world, "GET", "/me", keeper))
+
+
 async def add_membership(world: World, role: str, headers: dict[str, str]) -> int:
     # Those who may add one add a real user each; the others name no one (a wrongful 201
     # would show as a 404 for the unknown email, so it cannot hide, nor change the world).
@@ -321,6 +361,7 @@ def new_org_body(world: World, role: str) -> dict[str, str]:
 
 ALL_SCOPES = ["p1", "p2", "unscoped"]
 SIGNED_OUT = (204, 401)
+EVERYWHERE_ELSE = (204, 401, 200)  # the other session ended, the caller's own kept
 
 ROUTES = [
     # Public: credentials, good or bad, change nothing.
@@ -338,6 +379,27 @@ ROUTES = [
         "GET /me",
         simple("GET", lambda w: "/me"),
         row(outsider=200, project=200, member=200, admin=200, system=200),
+    ),
+    Route(
+        "GET /me/sessions",
+        list_sessions,
+        row(outsider=(200, 1), project=(200, 1), member=(200, 1), admin=(200, 1), system=(200, 1)),
+    ),
+    Route(
+        "DELETE /me/sessions/{session_id}",
+        end_one_session,
+        row(outsider=SIGNED_OUT, project=SIGNED_OUT, member=SIGNED_OUT, admin=SIGNED_OUT, system=SIGNED_OUT),
+    ),
+    Route(
+        "DELETE /me/sessions",
+        end_other_sessions,
+        row(
+            outsider=EVERYWHERE_ELSE,
+            project=EVERYWHERE_ELSE,
+            member=EVERYWHERE_ELSE,
+            admin=EVERYWHERE_ELSE,
+            system=EVERYWHERE_ELSE,
+        ),
     ),
     Route(
         "POST /auth/sign-out",

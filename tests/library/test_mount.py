@@ -4,6 +4,7 @@ dependency replaced by the host's, no syncstream auth routes, streams on a real 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,9 +54,9 @@ async def host_caller(x_api_key: str | None = Header(default=None)) -> Caller:
     if user is None:
         raise HTTPException(401, "unknown API key")
     grants = (Grant("org1", None, "member"),) if user == "alice" else ()
-    return Caller(
-        user, f"{user}@host", user, "user", datetime.now(UTC), f"host-{user}", Access(user, False, grants)
-    )
+    now = time.time()  # the host's session: started and used now, as far as syncstream is told
+    access = Access(user, False, grants)
+    return Caller(user, f"{user}@host", user, "user", datetime.now(UTC), f"host-{user}", access, now, now)
 
 
 @pytest.fixture

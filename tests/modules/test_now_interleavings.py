@@ -55,6 +55,8 @@ CALLER = Caller(
     created_at=utcnow(),
     session_id="s_now",
     access=Access("u_now", False, (Grant(ORG, None, "admin"),)),
+    session_started=utcnow().timestamp(),
+    session_last_used=utcnow().timestamp(),
 )
 #: What happens at a point, in order: "w" commits one page edit, "d" lets the tailer read
 #: the log and route what it finds (as a doorbell would make it do, at any moment).

@@ -40,6 +40,12 @@ class Session(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: Moved forward at most once a minute per process (auth/activity.py): the idle
+    #: lifetime runs from here.
+    last_used_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: What signed in, for the user's list of their sessions (``User-Agent``, truncated).
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+    address: Mapped[str | None] = mapped_column(String(64))
 
 
 class Organization(Base):
@@ -74,6 +80,8 @@ class Membership(Base):
 
 class Attachment(Base):
     __tablename__ = "attachments"
+    #: The list's order within an organization (modules/paging.py).
+    __table_args__ = (Index("ix_attachments_org_list", "organization_id", "created_at", "id"),)
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     organization_id: Mapped[str] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
@@ -9,25 +10,27 @@ import orjson
 from fastapi import Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from starlette.responses import Response
 
 from syncstream import problems
 from syncstream.activities import log
 from syncstream.activities.model import NewActivity
-from syncstream.auth.sessions import SESSION_COOKIE, Caller, authenticate, token_key
+from syncstream.auth.sessions import SESSION_COOKIE, Caller, authenticate, session_last_used, token_key
 from syncstream.db.schema import Organization
 from syncstream.db.types import iso_ms
 from syncstream.db.views import OrgInfo
-from syncstream.permissions import is_member
+from syncstream.permissions import ReadScope, is_member
 from syncstream.runtime import Runtime
 
 
 class CamelModel(BaseModel):
-    """Request bodies: camelCase on the wire, unknown fields refused (a typo is an error)."""
+    """Request bodies: camelCase on the wire, unknown fields refused (a typo is an error),
+    and every value of the JSON type the OpenAPI document publishes: strict mode, so
+    ``"size": "12"`` or ``"size": true`` is a 422 rather than a silently coerced 12 or 1."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=True)
 
 
 class TxIn(CamelModel):
@@ -94,14 +97,38 @@ async def current_caller(request: Request) -> Caller:
     if key is None:
         raise problems.invalid_token()
 
+    loaded = False
+
     async def load() -> Caller | None:
+        nonlocal loaded
+        loaded = True
         async with runtime.database.reader.connect() as conn:
             return await authenticate(conn, key)
 
     caller = await runtime.callers.get_or_load(key, load)
     if caller is None:
         raise problems.invalid_token()
+    sessions = runtime.sessions
+    if not loaded and runtime.doorbell.crosses_processes:
+        await _revalidate(runtime, caller)
+    now = time.time()
+    if sessions.expired(caller, now):
+        raise problems.invalid_token("This session has expired; sign in again.")
+    sessions.touch(caller, now)
     return caller
+
+
+async def _revalidate(runtime: Runtime, caller: Caller) -> None:
+    """Another process may have ended the session a moment ago, and its activity may not
+    have reached this one yet (its doorbell is late, or the bus is down and the poll has
+    not come round): so with several processes, a cached caller's session row is read
+    again on every request. One primary-key read, and revocation is effective in every
+    process before the sign-out answers. (One process clears the cache as it commits.)"""
+    async with runtime.database.reader.connect() as conn:
+        last_used = await session_last_used(conn, caller.session_id)
+    if last_used is None:
+        raise problems.invalid_token()
+    runtime.sessions.seen(caller.session_id, last_used)
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
@@ -152,6 +179,21 @@ def _visible(caller: Caller, org: OrgInfo | None, id_or_slug: str) -> OrgInfo:
     return org
 
 
+def scope_filter(project_id: ColumnElement[Any], scope: ReadScope | None) -> ColumnElement[bool]:
+    """The SQL form of ``scope.allows(project_id)``: a list reads only the rows its caller
+    may see, rather than the whole organization filtered in Python."""
+    if scope is None:
+        return false()
+    if scope.everything:
+        return true()
+    allowed: list[ColumnElement[bool]] = []
+    if scope.unscoped:
+        allowed.append(project_id.is_(None))
+    if scope.project_ids:
+        allowed.append(project_id.in_(sorted(scope.project_ids)))
+    return or_(*allowed) if allowed else false()
+
+
 #: Activities after which a cached caller (its session, its grants) may be wrong.
 _CHANGES_CALLERS = frozenset(
     {
@@ -197,11 +239,20 @@ REPLAY_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 async def replayed_create(
-    runtime: Runtime, key: str, model: type[Any], render: Callable[[Any], dict[str, Any]], what: str
+    runtime: Runtime,
+    key: str,
+    model: type[Any],
+    render: Callable[[Any], dict[str, Any]],
+    what: str,
+    readable: Callable[[Any], bool] = lambda entity: True,
 ) -> Response | None:
     """The answer to a create repeated with a ``transactionId`` already used (idempotency
     key ``key``): 200 with the entity the first one created, 409 if that entity has since
-    been deleted, or None when the key is new."""
+    been deleted, or None when the key is new.
+
+    The entity is shown as it stands now, so the caller must still be allowed to read it
+    (``readable``): one moved since into a scope the caller cannot read is a 404, exactly
+    as its ``GET`` is; a replay must not be a way around the read permission."""
     async with AsyncSession(runtime.database.reader) as session:
         entity_id = await log.find_by_idempotency_key(session, key)
         if entity_id is None:
@@ -209,4 +260,6 @@ async def replayed_create(
         entity = await session.get(model, entity_id)
         if entity is None:
             raise problems.conflict(f"this transactionId created {what} that has since been deleted")
+        if not readable(entity):
+            raise problems.not_found(f"{what} this transactionId created is not readable by you")
         return json_response(render(entity), 200)

@@ -19,7 +19,7 @@ from syncstream.stream.frames import (
     offset_frame,
     retry_frame,
 )
-from syncstream.stream.subscriber import Subscriber
+from syncstream.stream.subscriber import EXPIRED_FRAME, Subscriber
 
 __all__ = [
     "PING_FRAME",
@@ -49,7 +49,8 @@ def write_ping(subscriber: Subscriber) -> None:
 
 
 async def keep_alive(subscribers: Callable[[], Iterable[Subscriber]], interval: float) -> None:
-    """Ping every live subscriber that has written nothing for ``interval``, forever.
+    """Ping every live subscriber that has written nothing for ``interval``, forever; end
+    those whose ``expires_at`` has passed.
 
     Pings keep proxies from closing idle streams and reveal dead peers. One task per
     process sweeps all subscribers a few times per interval, instead of a timer per
@@ -59,8 +60,14 @@ async def keep_alive(subscribers: Callable[[], Iterable[Subscriber]], interval: 
     sweep = min(interval / 4, 1.0)
     while True:
         await asyncio.sleep(sweep)
-        now = time.monotonic()
+        now, wall = time.monotonic(), time.time()
         for subscriber in subscribers():
-            if subscriber.live and not subscriber.closed and now - subscriber.last_write >= interval:
+            if subscriber.closed:
+                continue
+            if subscriber.expires_at <= wall:
+                # The same sweep ends streams whose credentials expired: within one sweep
+                # (at most a second) of the expiry, whether or not anything happens on them.
+                subscriber.close("expired", EXPIRED_FRAME)
+            elif subscriber.live and now - subscriber.last_write >= interval:
                 subscriber.last_write = now
                 write_ping(subscriber)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import time
 from collections.abc import Callable, Hashable
 
@@ -25,6 +26,9 @@ from syncstream.stream.frames import error_frame
 
 _ids = itertools.count(1)
 SLOW_CONSUMER_FRAME = error_frame("slow_consumer", 409, "The client did not read its stream fast enough.")
+EXPIRED_FRAME = error_frame(
+    "forbidden", 403, "The session this stream was opened with has expired; sign in again.", title="Forbidden"
+)
 
 
 class Subscriber:
@@ -40,6 +44,7 @@ class Subscriber:
         "close_reason",
         "closed",
         "cursor",
+        "expires_at",
         "id",
         "index_key",
         "last_write",
@@ -61,6 +66,9 @@ class Subscriber:
         self.on_overflow: Callable[[Subscriber], None] | None = None
         #: When the writer last took bytes to send (monotonic); keep-alive pings the idle.
         self.last_write = time.monotonic()
+        #: When the credentials the stream was opened with end (Unix seconds): the
+        #: keep-alive sweep ends the stream then (with :data:`EXPIRED_FRAME`).
+        self.expires_at = math.inf
         self._pending: list[tuple[int, bytes]] = []
         self._pending_overflowed = False
         # A list, not a deque: it is only ever appended to and emptied whole, and an

@@ -37,8 +37,10 @@ from syncstream.modules.common import (
     json_response,
     load_visible_org,
     replayed_create,
+    scope_filter,
     visible_org,
 )
+from syncstream.modules.paging import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, page_json, page_query
 from syncstream.permissions import Access, Entity, is_allowed, read_scope
 
 router = APIRouter(tags=["attachments"])
@@ -68,8 +70,12 @@ _PROJECT_OWNER = select(Project.organization_id).where(Project.id == bindparam("
 _INSERT = PreparedInsert(cast(Table, Attachment.__table__))
 
 
-async def _replayed(runtime: Any, key: str) -> Response | None:
-    return await replayed_create(runtime, key, Attachment, attachment_json, "an attachment")
+async def _replayed(runtime: Any, key: str, caller: Caller) -> Response | None:
+    def readable(attachment: Attachment) -> bool:
+        scope = Entity(attachment.organization_id, attachment.project_id)
+        return is_allowed(caller.access, "read", scope)
+
+    return await replayed_create(runtime, key, Attachment, attachment_json, "an attachment", readable)
 
 
 @router.post(
@@ -85,7 +91,7 @@ async def create_attachment(org: str, body: AttachmentIn, caller: CallerDep, run
     key = None
     if body.tx is not None:
         key = ATTACHMENT.idempotency_key(caller.user_id, found.id, body.tx.transaction_id)
-        replay = await _replayed(runtime, key)
+        replay = await _replayed(runtime, key, caller)
         if replay is not None:
             return replay
     now = utcnow()
@@ -114,29 +120,39 @@ async def create_attachment(org: str, body: AttachmentIn, caller: CallerDep, run
         await runtime.writer.run(write)
     except IntegrityError:
         # Two identical creates raced: the other one won; answer with its entity.
-        raced = await _replayed(runtime, key) if key else None
+        raced = await _replayed(runtime, key, caller) if key else None
         if raced is None:
             raise
         return raced
     return json_response(created, 201)
 
 
-@router.get("/organizations/{org}/attachments", summary="Attachments you can read")
+LIST_DESCRIPTION = """
+The attachments you can read, oldest first, a page at a time: `limit` (1 to 1000, the default)
+items, then `hasMore` and the `nextCursor` to pass as `cursor` for the next page.
+"""
+
+
+@router.get(
+    "/organizations/{org}/attachments", summary="Attachments you can read", description=LIST_DESCRIPTION
+)
 async def list_attachments(
     org: str,
     caller: CallerDep,
     conn: ReaderDep,
     project_id: str | None = Query(default=None, alias="projectId", max_length=64),
+    cursor: str | None = Query(default=None, max_length=200),
+    limit: int = Query(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
 ) -> Response:
     found = await visible_org(conn, caller, org)
+    after = decode_cursor(cursor)
     scope = read_scope(caller.access, found.id)
     t = Attachment.__table__
-    query = select(t).where(t.c.organization_id == found.id).order_by(t.c.created_at, t.c.id)
+    query = select(t).where(t.c.organization_id == found.id, scope_filter(t.c.project_id, scope))
     if project_id is not None:
         query = query.where(t.c.project_id == project_id)
-    rows = await conn.execute(query)
-    items = [attachment_json(r) for r in rows if scope is not None and scope.allows(r.project_id)]
-    return json_response({"items": items})
+    rows = (await conn.execute(page_query(query, t.c.created_at, t.c.id, after, limit))).all()
+    return json_response(page_json(list(rows), limit, attachment_json))
 
 
 def _readable(session: Session, caller: Caller, org: OrgInfo, attachment_id: str) -> Attachment:
