@@ -140,7 +140,7 @@ async def test_a_stream_of_its_own_rule_narrows_every_page(host: tuple[str, Sync
     await api.aclose()
 
 
-def test_the_stream_marker_is_the_declared_routes_not_a_url_suffix() -> None:
+async def test_the_stream_marker_is_the_declared_routes_not_a_url_suffix() -> None:
     marker = StreamPaths()
     marker.add("/organizations/{org}/projects/{project_id}/stream")
     assert marker("/organizations/acme/projects/p1/stream")
