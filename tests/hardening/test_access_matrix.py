@@ -374,6 +374,12 @@ ROUTES = [
     Route("GET /health", simple("GET", lambda w: "/health"), everyone(200)),
     Route("GET /metrics", simple("GET", lambda w: "/metrics"), everyone(200)),
     Route("GET /openapi.json", simple("GET", lambda w: "/openapi.json"), everyone(200)),
+    # System admins only: each organization's subscriber count tells who is active.
+    Route(
+        "GET /admin/streams",
+        simple("GET", lambda w: "/admin/streams"),
+        row(outsider=403, project=403, member=403, admin=403, system=200),
+    ),
     # Any signed-in user.
     Route(
         "GET /me",
