@@ -92,15 +92,24 @@ HEAD_TOO_LARGE_RESPONSE = _problem_response(
 
 
 class _Deadlines:
-    """The timers; the subclasses below say when a head or a body is being waited for."""
+    """The timers; the subclasses below say when a head or a body is being waited for.
+
+    Their state lives in slots, not in the instance ``__dict__``: uvicorn's protocol sets
+    about thirty attributes in its ``__init__``, and a few more added later unshare and
+    regrow that dict, 1.5 KiB more on every connection (and so on every open stream).
+    """
+
+    __slots__ = ("_body_timer", "_head_timer")
 
     loop: asyncio.AbstractEventLoop
     transport: asyncio.Transport
     client: tuple[str, int] | None
     cycle: Any
 
-    _head_timer: asyncio.TimerHandle | None = None
-    _body_timer: asyncio.TimerHandle | None = None
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        super().__init__(*args, **kwargs)
 
     def _arm_head(self) -> None:
         if self._head_timer is None:
@@ -160,10 +169,14 @@ class HttpToolsProtocol(_Deadlines, httptools_impl.HttpToolsProtocol):
     in one packet, the usual case, costs two flag writes), and at connection start.
     """
 
-    _in_head = False
-    _in_body = False
-    _head_bytes = 0
-    _discarding = False
+    __slots__ = ("_discarding", "_head_bytes", "_in_body", "_in_head")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._in_head = False
+        self._in_body = False
+        self._head_bytes = 0
+        self._discarding = False
+        super().__init__(*args, **kwargs)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -221,6 +234,8 @@ class HttpToolsProtocol(_Deadlines, httptools_impl.HttpToolsProtocol):
 
 class H11Protocol(_Deadlines, h11_impl.H11Protocol):
     """uvicorn's h11 protocol with head and body deadlines, read off h11's states."""
+
+    __slots__ = ()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

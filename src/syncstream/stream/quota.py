@@ -13,6 +13,7 @@ Not thread-safe: used from one event loop, where no ``await`` interleaves with i
 from __future__ import annotations
 
 import ipaddress
+import sys
 from collections.abc import Mapping, Sequence
 
 __all__ = ["Lease", "QuotaExceeded", "StreamQuota", "address_holder"]
@@ -60,7 +61,8 @@ class StreamQuota:
             raise QuotaExceeded("process", self.total)
         keys = []
         for kind, holder in holders:
-            key = f"{kind}:{holder}"
+            # Interned: every lease of one holder shares the key, not a copy per stream.
+            key = sys.intern(f"{kind}:{holder}")
             limit = self.limits[kind]
             if self._counts.get(key, 0) >= limit:
                 raise QuotaExceeded(kind, limit)

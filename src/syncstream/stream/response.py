@@ -103,6 +103,7 @@ class StreamMiddleware:
             stream = deferred.pop()
             del deferred
             _release_framework(scope, server_keys)
+            del server_keys  # not held for as long as the stream runs
             if self._flusher is None:
                 self._flusher = Flusher(asyncio.get_running_loop())
             await stream.run(send, receive, flusher=self._flusher)
