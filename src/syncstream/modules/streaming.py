@@ -236,7 +236,7 @@ def open_sse(
         # A stream's response start bypasses RequestIdMiddleware (it is sent from
         # StreamMiddleware, outside it), so the echo is added here.
         extra_headers=[(b"x-request-id", request_id.get().encode())],
-        release=lease.release,
+        release=lease,
     )
 
 

@@ -43,6 +43,10 @@ class Lease:
         if quota is not None:
             quota._give_back(self._holders)
 
+    #: A lease is its own release callback: handing ``lease.release`` to a stream would
+    #: hold a bound method per stream as well as the lease.
+    __call__ = release
+
 
 class StreamQuota:
     """Open streams per holder kind (``limits``: kind → streams per holder) and in all

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 import orjson
@@ -269,19 +269,31 @@ class SSEResponse(Response):
         watcher: asyncio.Task[None] | None = asyncio.create_task(self._watch_disconnect(receive))
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            self.raw_headers = []  # sent: not held for as long as the stream runs
             await self._write(send, retry_frame(self.retry_ms))
             await self._write_catch_up(send)
             self.catch_up = None  # and with it the closures that read the log
             if flusher is not None:
                 self._sink = _sink(cycle, self._transport, flusher)
-            if self._sink is None:
-                await self._write_live(send, subscriber.wait)
-            else:
+            if self._sink is not None:
                 assert watcher is not None
                 watcher.cancel()  # this task watches for the disconnect from now on
                 watcher = None
                 subscriber.attach(self._sink)
-                await self._write_live(send, lambda: self._until_received(receive))
+            # The live loop runs in this frame, not in a coroutine of its own: an idle
+            # stream spends its life here, and each nested frame is held by every one.
+            # It writes what the outbox holds until the subscriber closes; between writes
+            # it waits on the subscriber's own wake-up, or (with a sink, where the flusher
+            # writes) on the server's ``receive``, which returns when the client leaves or
+            # when the sink wakes it for what the flusher may not write (a paused
+            # transport, a close).
+            while (data := subscriber.take_all(self.max_write_bytes)) is not None:
+                if data:
+                    await self._write(send, data)
+                elif self._sink is None:
+                    await subscriber.wait()
+                elif (await receive())["type"] == "http.disconnect":
+                    subscriber.close("client_disconnected", discard_queued=True)
         except OSError:
             subscriber.close("client_disconnected")
         finally:
@@ -333,22 +345,6 @@ class SSEResponse(Response):
                 error_frame("unavailable", 503, "The activity log is unavailable; reconnect to resume."),
                 discard_queued=True,
             )
-
-    async def _write_live(self, send: Send, idle: Callable[[], Awaitable[None]]) -> None:
-        """Write what the outbox holds until the subscriber closes; ``idle`` waits for
-        more: the subscriber's own wake-up, or (with a sink, where the flusher writes)
-        the server's ``receive``, which returns when the client leaves or when the sink
-        wakes it for what the flusher may not write (a paused transport, a close)."""
-        subscriber = self.subscriber
-        while (data := subscriber.take_all(self.max_write_bytes)) is not None:
-            if data:
-                await self._write(send, data)
-            else:
-                await idle()
-
-    async def _until_received(self, receive: Receive) -> None:
-        if (await receive())["type"] == "http.disconnect":
-            self.subscriber.close("client_disconnected", discard_queued=True)
 
     async def _watch_disconnect(self, receive: Receive) -> None:
         while True:
