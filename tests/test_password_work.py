@@ -98,7 +98,9 @@ async def test_a_request_that_gives_up_does_not_free_its_running_thread() -> Non
         await abandoned
     # The hash still runs on its thread: the next one waits for it, never runs beside it.
     nxt = asyncio.create_task(pool.run(gate.work("next")))
-    await asyncio.sleep(0.05)
+    async with asyncio.timeout(10):
+        while not any(pool._waiting):  # noqa: ASYNC110 - until "next" is queued behind the running hash
+            await asyncio.sleep(0)
     assert gate.started == ["abandoned"]
     gate.release.set()
     assert await nxt == "next"
