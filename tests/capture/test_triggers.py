@@ -4,7 +4,10 @@ records it, and what syncstream writes itself is recorded once."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from databases import create_postgres_database, drop_postgres_database
 from syncstream import entity_type, in_project
-from syncstream._capture import CaptureError, column_shape, installed_types, set_capture
+from syncstream._capture import CaptureError, column_shape, set_capture
 from syncstream.activities import log
 from syncstream.activities.transports import doorbell_from_url
 from syncstream.activities.writer import ActivityWriter, WriteTransaction
@@ -239,18 +242,24 @@ async def test_syncstreams_own_writes_are_recorded_once(setup: Setup) -> None:
     assert [a.user_id for a in await setup.activities(found[-1].id)] == [None]
 
 
-async def test_status_and_removal(setup: Setup) -> None:
-    async with setup.database.writer.connect() as conn:
-        assert await conn.run_sync(installed_types) == ["item"]
-    await set_capture(setup.database, [])
-    async with setup.database.writer.connect() as conn:
-        assert await conn.run_sync(installed_types) == []
-    await setup.plain.run(
-        (
-            "INSERT INTO capture_items VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
-            ("x", "o", None, "t", False, 1, _when(setup, CREATED)),
-        )
-    )
+async def test_status_and_removal_from_the_command_line(setup: Setup) -> None:
+    async def cli(*args: str) -> Any:
+        command = [
+            sys.executable,
+            "-m",
+            "syncstream.cli",
+            "capture",
+            *args,
+            "--database-url",
+            setup.plain.url,
+        ]
+        done = await asyncio.to_thread(subprocess.run, command, capture_output=True, timeout=60, check=True)
+        return orjson.loads(done.stdout)
+
+    assert await cli("status") == {"capture": "on", "entityTypes": ["item"]}
+    assert await cli("disable") == {"capture": "off", "entityTypes": []}
+    row = ("x", "o", None, "t", False, 1, _when(setup, CREATED))
+    await setup.plain.run((INSERT + "VALUES (?, ?, ?, ?, ?, ?, ?, 0)", row))
     assert await setup.activities() == []
 
 
@@ -271,3 +280,17 @@ async def test_plain_select_sees_the_row(setup: Setup) -> None:
     )
     async with AsyncSession(setup.database.reader) as session:
         assert (await session.scalars(select(Item.done))).all() == [True]
+
+
+async def test_a_postgresql_client_may_say_who_wrote_and_which_tx_to_echo(setup: Setup) -> None:
+    if setup.plain.sqlite:
+        pytest.skip("SQLite has no transaction-local settings")
+    tx = orjson.dumps({"transactionId": "t9", "sourceId": "cron"}).decode()
+    await setup.plain.run(
+        ("SELECT set_config('syncstream.user_id', ?, true)", ("usr_cron",)),
+        ("SELECT set_config('syncstream.tx', ?, true)", (tx,)),
+        (INSERT + "VALUES (?, ?, ?, ?, ?, ?, ?, 0)", ("w", "o", None, "t", True, 1, CREATED)),
+    )
+    (found,) = await setup.activities()
+    assert found.user_id == "usr_cron"
+    assert orjson.loads(found.tx or "") == {"transactionId": "t9", "sourceId": "cron"}
