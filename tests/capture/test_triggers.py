@@ -294,3 +294,35 @@ async def test_a_postgresql_client_may_say_who_wrote_and_which_tx_to_echo(setup:
     (found,) = await setup.activities()
     assert found.user_id == "usr_cron"
     assert orjson.loads(found.tx or "") == {"transactionId": "t9", "sourceId": "cron"}
+
+
+async def test_a_delete_of_every_row_records_each_and_truncate_is_refused(setup: Setup) -> None:
+    rows = [
+        ("a", "o", None, "t", False, 1, _when(setup, CREATED)),
+        ("b", "o", None, "t", True, 2, _when(setup, CREATED)),
+    ]
+    await setup.plain.run(*((INSERT + "VALUES (?, ?, ?, ?, ?, ?, ?, 0)", row) for row in rows))
+    start = (await setup.activities())[-1].id
+    await setup.plain.run(("DELETE FROM capture_items", ()))  # SQLite: no truncate optimisation
+    assert sorted((a.action, a.entity_id) for a in await setup.activities(start)) == [
+        ("delete", "a"),
+        ("delete", "b"),
+    ]
+    if not setup.plain.sqlite:
+        with pytest.raises(asyncpg.RaiseError, match="TRUNCATE"):
+            await setup.plain.run(("TRUNCATE capture_items", ()))
+
+
+async def test_a_session_on_the_write_engine_is_recorded_once(setup: Setup) -> None:
+    """``sync.session``'s engine (aiosqlite on SQLite): its transactions are marked too."""
+    from syncstream._entities import record
+
+    async with AsyncSession(setup.database.writer, expire_on_commit=False) as session:
+        row = Item(id="s1", organization_id="o", project_id=None, title="t", done=False, created_at=CREATED)
+        session.add(row)
+        await session.flush()
+        await session.run_sync(lambda s: record(s, ITEM, "create", row, hook=None, user_id="u2"))
+        await session.commit()
+    await setup.plain.run(("UPDATE capture_items SET done = ? WHERE id = ?", (True, "s1")))
+    found = await setup.activities()
+    assert [(a.action, a.user_id) for a in found] == [("create", "u2"), ("update", None)]
