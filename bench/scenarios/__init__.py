@@ -27,5 +27,8 @@ SCENARIOS: dict[str, Scenario] = {
     "ceiling": ceiling.run,
 }
 
+#: Run only when named (``--scenario capture``): not among the targets, and a full run stays short.
+ON_REQUEST = frozenset({"capture"})
+
 #: Scenarios that use the fleet; it is closed once none of them is left to run.
 FLEET_USERS = frozenset({"idle", "fanout", "steady"})
