@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, Connection, text
+from sqlalchemy import Column, Connection, inspect, text
 from sqlalchemy.types import TypeDecorator
 
 from syncstream._entities import EntityType
@@ -89,8 +89,6 @@ class _Probe:
 
 def _attribute_columns(entity: EntityType) -> dict[str, Column[Any]]:
     if entity.model is not None:
-        from sqlalchemy import inspect
-
         return {p.key: p.columns[0] for p in inspect(entity.model).column_attrs}
     return {c.key: c for c in entity.table.columns}
 
@@ -372,14 +370,18 @@ def installed_types(conn: Connection) -> list[str]:
 
 async def set_capture(
     database: Database, entities: list[EntityType], *, notify_channel: str | None = None
-) -> None:
+) -> list[str]:
     """Install the triggers of ``entities`` (none: remove them all) in one transaction; on
-    PostgreSQL under the migration lock, so that processes starting together take turns."""
+    PostgreSQL under the migration lock, so that processes starting together take turns.
+    A type whose table does not exist yet is left out (the application creates it later and
+    calls ``Syncstream.capture()``); returns the names of the types captured."""
 
-    def apply(conn: Connection) -> None:
+    def apply(conn: Connection) -> list[str]:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-        install(conn, entities, notify_channel=notify_channel)
+        present = [e for e in entities if inspect(conn).has_table(e.table.name, schema=e.table.schema)]
+        install(conn, present, notify_channel=notify_channel)
+        return [e.name for e in present]
 
     async with database.writer.begin() as conn:
-        await conn.run_sync(apply)
+        return await conn.run_sync(apply)

@@ -353,7 +353,8 @@ class Syncstream:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: FastAPI | None = None) -> AsyncIterator[None]:
-        """Start (migrate syncstream's tables, follow the log, ping idle streams) and stop."""
+        """Start (migrate syncstream's tables, install or remove the change-capture triggers,
+        follow the log, ping idle streams) and stop."""
         runtime = self.runtime
         await upgrade(runtime.database)
         await self._set_capture()
@@ -391,9 +392,22 @@ class Syncstream:
         ) == channel_for_database(settings.database_url):
             # The doorbell LISTENs on this very database: the triggers ring it themselves.
             channel = settings.bus_channel or channel_for_database(settings.database_url)
-        await set_capture(self.runtime.database, entities, notify_channel=channel)
+        captured = await set_capture(self.runtime.database, entities, notify_channel=channel)
         if entities:
-            logger.info("change capture on: %s", ", ".join(e.name for e in entities))
+            missing = sorted({e.name for e in entities} - set(captured))
+            logger.info("change capture on: %s", ", ".join(captured) or "no table yet")
+            if missing:
+                logger.warning(
+                    "change capture: no table yet for %s: call sync.capture() once it exists",
+                    ", ".join(missing),
+                )
+
+    async def capture(self) -> None:
+        """With ``SYNCSTREAM_CAPTURE=on``, (re)install the change-capture triggers of every
+        declared type whose table exists (docs/capture.md): call it after creating tables
+        inside the app's lifespan. :meth:`lifespan` does it at start already; with capture
+        off it removes them."""
+        await self._set_capture()
 
     def install(self, app: FastAPI, *, identity: bool = True, middleware: bool = True) -> None:
         """Mount into an existing app: the stream routes, syncstream's error answers,
