@@ -326,3 +326,21 @@ async def test_a_session_on_the_write_engine_is_recorded_once(setup: Setup) -> N
     await setup.plain.run(("UPDATE capture_items SET done = ? WHERE id = ?", (True, "s1")))
     found = await setup.activities()
     assert [(a.action, a.user_id) for a in found] == [("create", "u2"), ("update", None)]
+
+
+async def test_on_postgresql_the_trigger_rings_the_doorbell_at_commit(setup: Setup) -> None:
+    if setup.plain.sqlite:
+        pytest.skip("SQLite has no notifications: the tailer's poll finds external writes")
+    await set_capture(setup.database, [ITEM], notify_channel="capture-bell")
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(setup.plain.url)
+    try:
+        await listener.add_listener("capture-bell", lambda *args: heard.put_nowait(args[-1]))
+        row = ("n", "o", None, "t", True, 1, CREATED)
+        await setup.plain.run((INSERT + "VALUES (?, ?, ?, ?, ?, ?, ?, 0)", row))
+        async with asyncio.timeout(10):
+            payload = await heard.get()
+    finally:
+        await listener.close()
+    (found,) = await setup.activities()
+    assert payload == str(found.id)
