@@ -23,119 +23,25 @@ anything else cannot be rendered by a trigger, and enabling capture says so.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import Column, Connection, inspect, text
 from sqlalchemy.types import TypeDecorator
 
+from syncstream._capture_shape import CaptureError, Ref, attribute_columns, column_shape, python_type
 from syncstream._entities import EntityType
 from syncstream.activities.log import ORDERING_LOCK_KEY
 from syncstream.db.engine import Database
 from syncstream.db.migrate import MIGRATION_LOCK
-from syncstream.db.types import iso_ms
 
 PREFIX = "syncstream_capture_"
 MARKER_TABLE = "syncstream_capture_writer"
 #: The transaction-local settings a PostgreSQL client may set to say who wrote and which
 #: ``tx`` to echo (syncstream's own writes set ``syncstream.writing``).
 WRITING_SETTING = "syncstream.writing"
-
-
-class CaptureError(ValueError):
-    """A declared entity type whose activities a trigger cannot write as the API does."""
-
-
-# -- the shape as columns --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Ref:
-    """A column, as the shape reads it; anything done with it but placing it is refused."""
-
-    column: Column[Any]
-    iso: bool = False
-
-    def __bool__(self) -> bool:
-        raise CaptureError("a shape that tests a column's value")
-
-    def __str__(self) -> str:
-        raise CaptureError("a shape that converts a column's value")
-
-    __format__ = None  # type: ignore[assignment]
-
-
-class _Probe:
-    """Stands for a row: each column attribute is a :class:`Ref`, and a date-time column a
-    distinct datetime whose ``iso_ms`` text is recognised in the shape's result."""
-
-    def __init__(self, entity: EntityType) -> None:
-        self._columns = _attribute_columns(entity)
-        self._times: dict[str, Column[Any]] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        column = self._columns.get(name)
-        if column is None:
-            raise CaptureError(f"a shape that reads {name!r}, which is not a column")
-        if _python_type(column) is datetime:
-            moment = datetime(2001, 2, 3, 4, 5, 6, 789123, tzinfo=UTC) + timedelta(days=len(self._times))
-            self._times[iso_ms(moment)] = column
-            return moment
-        return Ref(column)
-
-
-def _attribute_columns(entity: EntityType) -> dict[str, Column[Any]]:
-    if entity.model is not None:
-        return {p.key: p.columns[0] for p in inspect(entity.model).column_attrs}
-    return {c.key: c for c in entity.table.columns}
-
-
-def _python_type(column: Column[Any]) -> type | None:
-    kind = column.type
-    if isinstance(kind, TypeDecorator):  # its own python_type says ``object``
-        kind = kind.impl_instance
-    try:
-        found: type = kind.python_type
-        return found
-    except NotImplementedError:
-        return None
-
-
-def column_shape(entity: EntityType) -> dict[str, Any]:
-    """The declared shape as a tree of :class:`Ref` and JSON constants; :class:`CaptureError`
-    if it is not one."""
-    probe = _Probe(entity)
-    try:
-        result = entity.shape(probe)
-    except CaptureError as exc:
-        raise CaptureError(f"entity type {entity.name!r}: {exc}: capture cannot render it in SQL") from None
-    except Exception as exc:
-        raise CaptureError(f"entity type {entity.name!r}: its shape failed on a probe row: {exc!r}") from exc
-    if not isinstance(result, Mapping):
-        raise CaptureError(f"entity type {entity.name!r}: its shape is not a JSON object")
-    tree: dict[str, Any] = _tree(entity, result, probe)
-    return tree
-
-
-def _tree(entity: EntityType, value: Any, probe: _Probe) -> Any:
-    if isinstance(value, Ref):
-        return value
-    if isinstance(value, str) and value in probe._times:
-        return Ref(probe._times[value], iso=True)
-    if isinstance(value, Mapping):
-        return {str(k): _tree(entity, v, probe) for k, v in value.items()}
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    raise CaptureError(
-        f"entity type {entity.name!r}: its shape holds a {type(value).__name__}, which capture "
-        "cannot render in SQL (a shape for capture maps keys to columns, iso_ms(column) or constants)"
-    )
-
-
-# -- SQL --------------------------------------------------------------------------------------------
 
 
 def _quote(name: str) -> str:
@@ -155,7 +61,7 @@ def _timezone(column: Column[Any]) -> bool:
 
 def _value_sql(ref: Ref, row: str, dialect: str) -> str:
     col = f"{row}.{_quote(ref.column.name)}"
-    kind = _python_type(ref.column)
+    kind = python_type(ref.column)
     if ref.iso:
         if dialect == "postgresql":
             at = f"{col} AT TIME ZONE 'UTC'" if _timezone(ref.column) else col
@@ -195,7 +101,7 @@ class _Parts:
     tracked: list[tuple[str, str]]  # (column name, changedKeys name), in column order
 
     def column(self, attribute: str | None) -> str | None:
-        return None if attribute is None else _attribute_columns(self.entity)[attribute].name
+        return None if attribute is None else attribute_columns(self.entity)[attribute].name
 
     def scope_sql(self, row: str) -> tuple[str, str]:
         scope = self.entity.scope
@@ -222,7 +128,7 @@ class _Parts:
 
 def _parts(entity: EntityType) -> _Parts:
     tree = column_shape(entity)
-    by_column = {col.name: attr for attr, col in _attribute_columns(entity).items()}
+    by_column = {col.name: attr for attr, col in attribute_columns(entity).items()}
     tracked = [
         (c.name, entity.key_of(by_column.get(c.name, c.key)))
         for c in entity.table.columns

@@ -270,6 +270,19 @@ async def test_a_shape_that_computes_cannot_be_captured() -> None:
     tested = entity_type("bad2", Item, scope=in_project(), shape=lambda i: {"done": bool(i.done)})
     with pytest.raises(CaptureError, match="tests a column"):
         column_shape(tested)
+    formatted = entity_type(
+        "bad3", Item, scope=in_project(), shape=lambda i: {"at": i.created_at.isoformat()}
+    )
+    with pytest.raises(CaptureError, match="date-time"):
+        column_shape(formatted)
+    identity = entity_type(
+        "bad4",
+        Item,
+        scope=in_project(),
+        shape=lambda i: {"sized": i.size is not None, "at": iso_ms(i.created_at)},
+    )
+    with pytest.raises(CaptureError, match="tests a column"):
+        column_shape(identity)
     assert set(column_shape(ITEM)) == {"id", "title", "done", "size", "createdAt", "meta"}
 
 
