@@ -357,3 +357,23 @@ async def test_on_postgresql_the_trigger_rings_the_doorbell_at_commit(setup: Set
         await listener.close()
     (found,) = await setup.activities()
     assert payload == str(found.id)
+
+
+async def test_a_row_created_changed_and_deleted_in_one_transaction_records_each_step_in_order(
+    setup: Setup,
+) -> None:
+    """On PostgreSQL the triggers run at the commit, on each change's own row versions."""
+    row = ("x", "o", None, "first", False, 1, _when(setup, CREATED))
+    await setup.plain.run(
+        (INSERT + "VALUES (?, ?, ?, ?, ?, ?, ?, 0)", row),
+        ("UPDATE capture_items SET title = ? WHERE id = ?", ("second", "x")),
+        ("UPDATE capture_items SET title = ? WHERE id = ?", ("third", "x")),
+        ("DELETE FROM capture_items WHERE id = ?", ("x",)),
+    )
+    found = await setup.activities()
+    assert [(a.action, orjson.loads(a.data or "")["title"]) for a in found] == [
+        ("create", "first"),
+        ("update", "second"),
+        ("update", "third"),
+        ("delete", "third"),
+    ]
