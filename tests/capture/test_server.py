@@ -24,6 +24,8 @@ from harness import Api, ServerProcess, Stream, unique
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 BULK = 10_000
+WRITERS = 4
+WRITES = 15
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -140,28 +142,33 @@ async def test_plain_writes_and_api_writes_arrive_once_in_order_live_and_in_catc
     stream, start = await open_at_now(client, org)
     try:
 
-        async def api_writes() -> list[str]:
+        async def api_writes(writer: int) -> list[str]:
             made = []
-            for n in range(20):
+            for n in range(WRITES):
                 tx = {"transactionId": unique("t"), "sourceId": "tab"}
-                body = {"name": f"api {n}", "tx": tx}
+                body = {"name": f"api {writer}.{n}", "tx": tx}
                 made.append(
                     (await client.ok("POST", f"/organizations/{org}/attachments", 201, json=body))["id"]
                 )
             return made
 
-        async def plain_writes() -> list[str]:
+        async def plain_writes(writer: int) -> list[str]:
             made = []
-            for n in range(20):
+            for n in range(WRITES):
                 at = plain.now()
-                row = (f"plain{n:02}{unique()}", org, f"plain {n}", "text/plain", n, at, at)
+                row = (f"plain{writer}{n:02}{unique()}", org, f"plain {n}", "text/plain", n, at, at)
                 await plain.run((INSERT, row))
                 made.append(row[0])
-            await plain.run(("UPDATE attachments SET name = ? WHERE id = ?", ("renamed", made[0])))
             return made
 
-        ours, theirs = await asyncio.gather(api_writes(), plain_writes())
-        expected = len(ours) + len(theirs) + 1
+        # Several writers of each kind at once: on PostgreSQL their commits race for IDs.
+        made = await asyncio.gather(
+            *(api_writes(w) for w in range(WRITERS)), *(plain_writes(w) for w in range(WRITERS))
+        )
+        ours, theirs = made[:WRITERS], made[WRITERS:]
+        renamed = theirs[0][0]
+        await plain.run(("UPDATE attachments SET name = ? WHERE id = ?", ("renamed", renamed)))
+        expected = 2 * WRITERS * WRITES + 1
         live = [change(await stream.next()) for _ in range(expected)]
     finally:
         await stream.close()
@@ -169,25 +176,23 @@ async def test_plain_writes_and_api_writes_arrive_once_in_order_live_and_in_catc
     assert ids == sorted(ids)
     assert len(set(ids)) == expected
     creates = [m["entityId"] for m in live if m["action"] == "create"]
-    assert sorted(creates) == sorted(ours + theirs)  # each once: API writes not doubled
-    assert [m["entityId"] for m in live if m["entityId"] in ours] == ours
-    assert [m["entityId"] for m in live if m["action"] == "create" and m["entityId"] in theirs] == theirs
-    assert all(m["tx"] is not None for m in live if m["entityId"] in ours)
-    update = live[-1] if live[-1]["action"] == "update" else next(m for m in live if m["action"] == "update")
-    assert (update["entityId"], update["changedKeys"], update["tx"]) == (theirs[0], ["name"], None)
+    every = [e for made_by_one in made for e in made_by_one]
+    assert sorted(creates) == sorted(every)  # each once: API writes not doubled
+    for one in made:  # each writer's writes in the order it made them
+        assert [e for e in creates if e in one] == one
+    api_ids = {e for one in ours for e in one}
+    assert all(m["tx"] is not None for m in live if m["entityId"] in api_ids)
+    assert all(m["tx"] is None for m in live if m["entityId"] not in api_ids)
+    update = live[-1]
+    assert (update["action"], update["entityId"], update["changedKeys"]) == ("update", renamed, ["name"])
     # Catch-up reads the same activities, the same way.
     assert await catch_up(client, org, start) == live
     # The captured data is the API's rendering: GET answers the same JSON.
     for message in live:
-        if (
-            message["entityId"] in theirs
-            and message["action"] == "create"
-            and message["entityId"] != theirs[0]
-        ):
+        if message["entityId"] not in api_ids and message["entityId"] != renamed:
             got = await client.ok("GET", f"/organizations/{org}/attachments/{message['entityId']}")
             assert message["data"] == got
-    got = await client.ok("GET", f"/organizations/{org}/attachments/{theirs[0]}")
-    assert update["data"] == got
+    assert update["data"] == await client.ok("GET", f"/organizations/{org}/attachments/{renamed}")
 
 
 async def test_rollback_and_no_op_record_nothing_and_a_bulk_update_arrives_whole(
