@@ -74,6 +74,8 @@ def _value_sql(ref: Ref, row: str, dialect: str) -> str:
         )
     if kind is bool and dialect == "sqlite":
         return f"CASE WHEN {col} IS NULL THEN NULL WHEN {col} THEN json('true') ELSE json('false') END"
+    if kind in (dict, list) and dialect == "sqlite":  # a JSON column is stored as its text
+        return f"json({col})"
     if kind is datetime:
         raise CaptureError(f"column {ref.column.name!r}: a date-time in a shape must go through iso_ms")
     return col
