@@ -56,12 +56,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile", action="store_true", help="record the server with py-spy in each measured window"
     )
     parser.add_argument(
+        "--steady",
+        action="append",
+        type=_steady_config,
+        metavar="SUBSxRATE",
+        help="steady configurations instead of the plan's, e.g. 1000x200 (repeatable)",
+    )
+    parser.add_argument(
+        "--latency-trace",
+        type=Path,
+        help="run the server under bench.latserve and write each activity's stage times to this file",
+    )
+    parser.add_argument(
         "--results-dir",
         type=Path,
         default=Path(__file__).resolve().parent / "results",
         help="server logs, databases and profiles (default bench/results)",
     )
     return parser
+
+
+def _steady_config(text: str) -> tuple[int, float]:
+    subscribers, _, rate = text.partition("x")
+    try:
+        return int(subscribers), float(rate)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected SUBSCRIBERSxRATE, e.g. 1000x200, not {text!r}") from None
 
 
 def source_version() -> str:
@@ -130,6 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         gen_procs=args.gen_procs,
         profile=args.profile,
         results_dir=args.results_dir,
+        steady=tuple(args.steady or ()),
+        latency_trace=args.latency_trace,
     )
     started = time.monotonic()
     date = datetime.now(UTC).isoformat(timespec="seconds")
