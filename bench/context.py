@@ -101,6 +101,7 @@ class Context:
         bus_url: str | None = None,
         env: dict[str, str] | None = None,
         module: str = "syncstream.cli",
+        ready_within: float = 60.0,
     ) -> AsyncIterator[Server]:
         """A fresh server (fresh database) for one scenario; stopped on exit whatever happens."""
         workers = self.options.workers if workers is None else workers
@@ -124,7 +125,7 @@ class Context:
             module=module,
         )
         try:
-            await server.start()
+            await server.start(ready_within)
             yield server
         finally:
             await server.stop()

@@ -280,6 +280,11 @@ def hand_over(
     connections.discard(protocol)
     connections.add(held)
     transport.set_protocol(held)
+    # The parser holds the protocol (its callbacks): a cycle that only the collector would
+    # free, late (it is often in the oldest generation by now), with the request cycle, the
+    # scope and the events behind it. uvicorn breaks it the same way when a connection is lost.
+    if hasattr(protocol, "parser"):
+        protocol.parser = None
     if getattr(flow, "read_paused", False):
         transport.resume_reading()  # a disconnect is noticed by reading
     # uvicorn's task may now end: it neither ends the response nor closes the connection.
