@@ -20,6 +20,7 @@ the connection is handed back to a fresh server protocol (keep-alive), or closed
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Callable, Hashable
@@ -111,6 +112,7 @@ class HeldStream(asyncio.Protocol):
 
     __slots__ = (
         "_connections",
+        "_context",
         "_input",
         "_origin",
         "flusher",
@@ -145,6 +147,9 @@ class HeldStream(asyncio.Protocol):
         self._connections = connections
         self._origin = origin
         self._input: bytes | None = None
+        # The request's context (its request ID, for the log lines of the stream's end):
+        # ``on_close`` runs in the flusher's or the transport's callbacks, outside it.
+        self._context = contextvars.copy_context()
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
@@ -216,7 +221,7 @@ class HeldStream(asyncio.Protocol):
         release, self.release = self.release, None
         try:
             if on_close is not None:
-                on_close(subscriber)
+                self._context.run(on_close, subscriber)
         finally:
             if release is not None:
                 release()
