@@ -141,7 +141,9 @@ class HotRoutes:
         for cls in type(exc).__mro__:
             handler = handlers.get(cls)
             if handler is not None:
-                response = await handler(request, exc)
+                response = handler(request, exc)
+                if not isinstance(response, Response):
+                    response = await response
                 assert isinstance(response, Response)
                 return response
         raise exc
@@ -149,7 +151,7 @@ class HotRoutes:
 
 def _find(fastapi: FastAPI, hot: HotRoute) -> APIRoute:
     for route in fastapi.router.routes:
-        if isinstance(route, APIRoute) and route.path == hot.path and hot.method in route.methods:
+        if isinstance(route, APIRoute) and route.path == hot.path and hot.method in (route.methods or ()):
             return route
     raise LookupError(f"no route {hot.method} {hot.path} to serve hot")
 
