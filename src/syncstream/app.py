@@ -27,6 +27,7 @@ from syncstream.modules.operations.routes import router as operations_router
 from syncstream.modules.organizations.routes import router as organizations_router
 from syncstream.modules.pages import stream as pages_stream
 from syncstream.modules.pages.entity import PAGE
+from syncstream.modules.pages.routes import HOT_CREATE as HOT_PAGE_CREATE
 from syncstream.modules.pages.routes import router as pages_router
 from syncstream.modules.security_docs import install_security_docs
 from syncstream.modules.users.rate_limit import SignInLimiter, SignUpLimiter
@@ -64,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.syncstream = sync
     app.cors_origins = settings.cors_origins
     app.is_stream = sync.stream_paths
-    app.hot_routes = (HOT_ATTACHMENT_CREATE,)
+    app.hot_routes = (HOT_ATTACHMENT_CREATE, HOT_PAGE_CREATE)
     app.state.sign_in_limiter = SignInLimiter(settings.sign_in_attempts, settings.sign_in_window_seconds)
     app.state.sign_up_limiter = SignUpLimiter(settings.sign_ups_per_address, settings.sign_up_window_seconds)
     app.state.sign_up_limiter = SignUpLimiter(settings.sign_ups_per_address, settings.sign_up_window_seconds)

@@ -15,7 +15,7 @@ import pytest_asyncio
 
 from harness import Api, User, unique
 
-from .support import ATTACHMENT_KEYS, assert_problem, create_org
+from .support import ATTACHMENT_KEYS, PAGE_KEYS, assert_problem, create_org
 
 HOT = "application/json"
 FRAMEWORK = "application/x-same+json"
@@ -163,3 +163,29 @@ async def test_a_request_id_given_is_echoed_on_the_hot_path(client: Api, owner: 
     response = await _post(client, user.token, org, b'{"name":"x"}', HOT, **{"X-Request-ID": "hot-123"})
     assert response.status_code == 201
     assert response.headers["x-request-id"] == "hot-123"
+
+
+async def test_a_page_create_answers_alike_on_both_paths(client: Api, system_admin: User) -> None:
+    other = await client.sign_up()
+    answers = []
+    for kind in (HOT, FRAMEWORK):
+        sent = {"Content-Type": kind, "Authorization": f"Bearer {system_admin.token}"}
+        client.client.cookies.clear()
+        answers.append(
+            await client.client.post("/pages", content=b'{"title":"t","content":"c"}', headers=sent)
+        )
+    for response in answers:
+        assert response.status_code == 201, response.text
+        assert set(response.json()) == PAGE_KEYS
+    assert [(r.json()["title"], r.json()["content"]) for r in answers] == [("t", "c")] * 2
+    for token, body, status in (
+        (other.token, b'{"title":"t","content":"c"}', 403),
+        (system_admin.token, b'{"title":""}', 422),
+    ):
+        refused = []
+        for kind in (HOT, FRAMEWORK):
+            client.client.cookies.clear()
+            sent = {"Content-Type": kind, "Authorization": f"Bearer {token}"}
+            refused.append(await client.client.post("/pages", content=body, headers=sent))
+        assert refused[0].status_code == status
+        assert _problem(refused[0]) == _problem(refused[1])
