@@ -48,6 +48,9 @@ class LogTailer:
         self.healthy = True
         self._wake = asyncio.Event()
         self._advanced = asyncio.Condition()
+        #: Set, and replaced by a new one, each time the position advances: what every
+        #: write waiting in :meth:`routed` awaits (one wake-up each, no lock to queue on).
+        self._moved = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -81,6 +84,18 @@ class LogTailer:
         """Return once activity ``activity_id`` (or a later one) has been emitted."""
         async with self._advanced:
             await self._advanced.wait_for(lambda: self.position >= activity_id)
+
+    async def routed(self, activity_id: int) -> None:
+        """Return once this process has routed ``activity_id``, read at once rather than
+        when the doorbell comes round; at most one poll interval, and not at all while the
+        tailer is stopped or cannot read the log (the write stands either way)."""
+        if self.position >= activity_id or self._task is None or not self.healthy:
+            return
+        self.poke()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.poll_seconds):
+                while self.position < activity_id:
+                    await self._moved.wait()
 
     async def _run(self) -> None:
         backoff = 0.1
@@ -120,6 +135,8 @@ class LogTailer:
                 if bus.knows(activity.type):
                     bus.emit(activity.type, activity)
             if batch:
+                moved, self._moved = self._moved, asyncio.Event()
+                moved.set()
                 async with self._advanced:
                     self._advanced.notify_all()
             if len(batch) < self.batch_size and not batch.cut:
