@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 
 from harness import Api, User, unique
+from syncstream.modules import hot
 
 from .support import ATTACHMENT_KEYS, PAGE_KEYS, assert_problem, create_org
 
@@ -189,3 +190,17 @@ async def test_a_page_create_answers_alike_on_both_paths(client: Api, system_adm
             refused.append(await client.client.post("/pages", content=body, headers=sent))
         assert refused[0].status_code == status
         assert _problem(refused[0]) == _problem(refused[1])
+
+
+async def test_reading_stops_past_the_limit_whatever_the_head_said() -> None:
+    """A body longer than its ``Content-Length`` promised is not buffered past the limit here:
+    the framework's body limit answers it, from the messages read so far onwards."""
+    chunks = [{"type": "http.request", "body": b"x" * 600, "more_body": True} for _ in range(10)]
+
+    async def receive() -> dict[str, Any]:
+        return chunks.pop(0)
+
+    messages, body = await hot._read(receive, 1000)
+    assert body is None
+    assert len(messages) == 2
+    assert len(chunks) == 8

@@ -91,7 +91,7 @@ class HotRoutes:
         if not self._plain(scope) or self.fastapi.dependency_overrides:
             await self.app(scope, receive, send)
             return
-        messages, body = await _read(receive)
+        messages, body = await _read(receive, self.max_body)
         model = _validated(compiled.hot.model, body) if body is not None else None
         if model is None:  # the framework answers it, as if nothing had happened here
             await self.app(scope, _replay(messages, receive), send)
@@ -156,14 +156,19 @@ def _find(fastapi: FastAPI, hot: HotRoute) -> APIRoute:
     raise LookupError(f"no route {hot.method} {hot.path} to serve hot")
 
 
-async def _read(receive: Receive) -> tuple[list[Message], bytes | None]:
-    """The request's messages up to the end of its body, and the body (None if the
-    client went away first)."""
+async def _read(receive: Receive, max_body: int) -> tuple[list[Message], bytes | None]:
+    """The request's messages up to the end of its body, and the body: None if the
+    client went away first, or if more came than ``max_body`` (whatever the head said;
+    the framework's body limit then answers it)."""
     messages: list[Message] = []
+    size = 0
     while True:
         message = await receive()
         messages.append(message)
         if message["type"] != "http.request":
+            return messages, None
+        size += len(message.get("body", b""))
+        if size > max_body:
             return messages, None
         if not message.get("more_body", False):
             break
