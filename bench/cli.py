@@ -24,7 +24,7 @@ import uvloop
 from bench import procstat
 from bench.context import Context, Options
 from bench.report import Result, print_result
-from bench.scenarios import FLEET_USERS, SCENARIOS
+from bench.scenarios import FLEET_USERS, ON_REQUEST, SCENARIOS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         choices=sorted(SCENARIOS),
         metavar="NAME",
-        help=f"run only these (repeatable): {', '.join(SCENARIOS)}",
+        help=f"run only these (repeatable): {', '.join(SCENARIOS)} ({', '.join(ON_REQUEST)} only when named)",
     )
     parser.add_argument(
         "--workers", type=int, default=1, help="server processes for the scenarios (>1 uses the Redis bus)"
@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("--workers and --gen-procs must be at least 1", file=sys.stderr)
         return 2
     procstat.raise_fd_limit()
-    names = [n for n in SCENARIOS if args.scenario is None or n in args.scenario]
+    names = [n for n in SCENARIOS if (n not in ON_REQUEST if args.scenario is None else n in args.scenario)]
     options = Options(
         quick=args.quick,
         workers=args.workers,

@@ -82,8 +82,15 @@ def _locked_insert() -> Insert:
     The lock is taken in a ``MATERIALIZED`` CTE that the INSERT's rows are selected from:
     PostgreSQL runs it (and waits for the lock) before the row exists, so the ID is drawn
     from the sequence afterwards, under the lock, exactly as with a statement of its own.
+
+    The same CTE tells change capture's triggers (docs/capture.md) that syncstream records
+    this transaction itself: the setting is transaction-local, and the triggers, deferred
+    to the commit, see it whenever in the transaction the row was written.
     """
-    lock = select(func.pg_advisory_xact_lock(ORDERING_LOCK_KEY).label("locked"))
+    lock = select(
+        func.pg_advisory_xact_lock(ORDERING_LOCK_KEY).label("locked"),
+        func.set_config("syncstream.writing", "on", True).label("writing"),
+    )
     locked = lock.cte("ordering_lock").prefix_with("MATERIALIZED")
     columns = [c for c in _t.columns if not c.primary_key]
     row = select(*(bindparam(c.name, type_=c.type) for c in columns)).select_from(locked)
