@@ -18,13 +18,16 @@ from syncstream.errors import install_error_handlers
 from syncstream.http_metrics import HttpMetricsMiddleware
 from syncstream.logs import RequestIdMiddleware
 from syncstream.modules.attachments.entity import ATTACHMENT
+from syncstream.modules.attachments.routes import HOT_CREATE as HOT_ATTACHMENT_CREATE
 from syncstream.modules.attachments.routes import router as attachments_router
+from syncstream.modules.hot import HotRoute, HotRoutes
 from syncstream.modules.memberships.routes import router as memberships_router
 from syncstream.modules.operations.admin import router as admin_router
 from syncstream.modules.operations.routes import router as operations_router
 from syncstream.modules.organizations.routes import router as organizations_router
 from syncstream.modules.pages import stream as pages_stream
 from syncstream.modules.pages.entity import PAGE
+from syncstream.modules.pages.routes import HOT_CREATE as HOT_PAGE_CREATE
 from syncstream.modules.pages.routes import router as pages_router
 from syncstream.modules.security_docs import install_security_docs
 from syncstream.modules.users.rate_limit import SignInLimiter, SignUpLimiter
@@ -62,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.syncstream = sync
     app.cors_origins = settings.cors_origins
     app.is_stream = sync.stream_paths
+    app.hot_routes = (HOT_ATTACHMENT_CREATE, HOT_PAGE_CREATE)
     app.state.sign_in_limiter = SignInLimiter(settings.sign_in_attempts, settings.sign_in_window_seconds)
     app.state.sign_up_limiter = SignUpLimiter(settings.sign_ups_per_address, settings.sign_up_window_seconds)
     app.state.sign_up_limiter = SignUpLimiter(settings.sign_ups_per_address, settings.sign_up_window_seconds)
@@ -103,6 +107,8 @@ def mount(app: FastAPI, router: APIRouter) -> None:
 class SyncstreamApp(FastAPI):
     cors_origins: tuple[str, ...] = ()
     is_stream: Callable[[str], bool] | None = None
+    #: Operations served without the framework's per-request work (modules/hot.py).
+    hot_routes: tuple[HotRoute, ...] = ()
 
     def build_middleware_stack(self) -> ASGIApp:
         # Outside even Starlette's error middleware, which wraps ``send`` in a closure:
@@ -111,7 +117,9 @@ class SyncstreamApp(FastAPI):
         # HTTP metrics go inside it, where a stream's route is still known (a stream is
         # counted as it opens: see http_metrics).
         metrics = self.state.runtime.metrics
-        inner = HttpMetricsMiddleware(RequestIdMiddleware(super().build_middleware_stack()), metrics)
+        settings = self.state.runtime.settings
+        hot = HotRoutes(super().build_middleware_stack(), self, self.hot_routes, settings.max_body_bytes)
+        inner = HttpMetricsMiddleware(RequestIdMiddleware(hot), metrics)
         open_wait = self.state.runtime.settings.stream_open_wait_seconds
         stack: ASGIApp = StreamMiddleware(inner, open_wait_seconds=open_wait, is_stream=self.is_stream)
         if self.cors_origins:

@@ -81,15 +81,17 @@ def build_runtime(settings: Settings) -> Runtime:
     async def record_sessions_used(used: dict[str, float]) -> None:
         await writer.run(lambda tx: record_last_used(tx.session, used))
 
+    tailer = LogTailer(
+        database, bus, doorbell, poll_seconds=settings.poll_seconds, max_bytes=settings.page_bytes
+    )
+    writer.routed = tailer.routed  # read your writes: on a stream opened after the answer
     return Runtime(
         settings=settings,
         database=database,
         doorbell=doorbell,
         bus=bus,
         writer=writer,
-        tailer=LogTailer(
-            database, bus, doorbell, poll_seconds=settings.poll_seconds, max_bytes=settings.page_bytes
-        ),
+        tailer=tailer,
         subscribers=subscribers,
         metrics=Metrics(subscribers.count),
         access=AccessIndex(subscribers),

@@ -181,6 +181,15 @@ async def test_the_commit_rings_the_bus_at_once(sync: Syncstream) -> None:
     assert [r.entity_id for r in await log_rows(sync)] == ["n5", "n6"]
 
 
+async def test_a_write_answers_once_this_process_has_routed_it(sync: Syncstream) -> None:
+    """Read your writes: a stream opened once a write has answered finds it in its catch-up,
+    which stops where this process's tailer is; so the write waits for the tailer."""
+    for index in range(5):
+        note = Note(id=f"r{index}", organization_id="o1", project_id=None, body_text="x")
+        await sync.write(lambda tx, note=note: tx.session.add(note))
+        assert sync.runtime.tailer.position == (await log_rows(sync))[-1].id
+
+
 async def test_postgres_orders_orm_writes_by_the_advisory_lock(sync: Syncstream) -> None:
     if sync.runtime.database.dialect != "postgresql":
         pytest.skip("SQLite has one writer at a time")

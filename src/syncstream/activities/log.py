@@ -26,15 +26,16 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
+    insert,
     or_,
     select,
-    text,
     type_coerce,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.functions import FunctionElement
 
 from syncstream.activities.model import Activity, NewActivity
@@ -71,34 +72,54 @@ def _json(value: object | None) -> str | None:
 
 
 _INSERT = PreparedInsert(_t, returning_id=True)
-# The same round trip tells change capture's triggers (docs/capture.md) that syncstream
-# records this transaction itself: the setting is transaction-local, and the triggers,
-# deferred to the commit, see it whenever in the transaction the row was written.
-_LOCK = text("SELECT pg_advisory_xact_lock(:key), set_config('syncstream.writing', 'on', true)")
+
+
+def _locked_insert() -> Insert:
+    """PostgreSQL's append: the ordering lock and the INSERT in one statement, one round
+    trip (the lock is held from there to the commit, so every round trip saved inside it
+    is saved for every writer waiting on it).
+
+    The lock is taken in a ``MATERIALIZED`` CTE that the INSERT's rows are selected from:
+    PostgreSQL runs it (and waits for the lock) before the row exists, so the ID is drawn
+    from the sequence afterwards, under the lock, exactly as with a statement of its own.
+
+    The same CTE tells change capture's triggers (docs/capture.md) that syncstream records
+    this transaction itself: the setting is transaction-local, and the triggers, deferred
+    to the commit, see it whenever in the transaction the row was written.
+    """
+    lock = select(
+        func.pg_advisory_xact_lock(ORDERING_LOCK_KEY).label("locked"),
+        func.set_config("syncstream.writing", "on", True).label("writing"),
+    )
+    locked = lock.cte("ordering_lock").prefix_with("MATERIALIZED")
+    columns = [c for c in _t.columns if not c.primary_key]
+    row = select(*(bindparam(c.name, type_=c.type) for c in columns)).select_from(locked)
+    return insert(_t).from_select([c.name for c in columns], row).returning(_t.c.id)
+
+
+_LOCKED_INSERT = _locked_insert()
 
 
 def append(session: Session, new: NewActivity) -> int:
     """Insert ``new`` in the caller's transaction and return its ID."""
     conn = session.connection()
+    values = {
+        "type": new.type,
+        "action": new.action,
+        "entity_type": new.entity_type,
+        "entity_id": new.entity_id,
+        "organization_id": new.organization_id,
+        "project_id": new.project_id,
+        "user_id": new.user_id,
+        "changed_keys": _json(new.changed_keys),
+        "tx": _json(new.tx),
+        "data": _json(new.data),
+        "idempotency_key": new.idempotency_key,
+        "created_at": utcnow(),
+    }
     if conn.dialect.name == "postgresql":
-        conn.execute(_LOCK, {"key": ORDERING_LOCK_KEY})
-    activity_id = _INSERT.execute(
-        conn,
-        {
-            "type": new.type,
-            "action": new.action,
-            "entity_type": new.entity_type,
-            "entity_id": new.entity_id,
-            "organization_id": new.organization_id,
-            "project_id": new.project_id,
-            "user_id": new.user_id,
-            "changed_keys": _json(new.changed_keys),
-            "tx": _json(new.tx),
-            "data": _json(new.data),
-            "idempotency_key": new.idempotency_key,
-            "created_at": utcnow(),
-        },
-    )
+        return int(conn.execute(_LOCKED_INSERT, values).scalar_one())
+    activity_id = _INSERT.execute(conn, values)
     assert activity_id is not None
     return activity_id
 

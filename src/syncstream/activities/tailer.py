@@ -48,6 +48,9 @@ class LogTailer:
         self.healthy = True
         self._wake = asyncio.Event()
         self._advanced = asyncio.Condition()
+        #: Set, and replaced by a new one, each time the position advances: what every
+        #: write waiting in :meth:`routed` awaits (one wake-up each, no lock to queue on).
+        self._moved = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -67,6 +70,7 @@ class LogTailer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+            self._release()
         await self.doorbell.close()
 
     def _on_ring(self, activity_id: int | None) -> None:
@@ -81,6 +85,27 @@ class LogTailer:
         """Return once activity ``activity_id`` (or a later one) has been emitted."""
         async with self._advanced:
             await self._advanced.wait_for(lambda: self.position >= activity_id)
+
+    async def routed(self, activity_id: int) -> None:
+        """Return once this process has routed ``activity_id``, read at once rather than
+        when the doorbell comes round; at most about two poll intervals, not at all while the
+        tailer is stopped or cannot read the log (the write stands either way)."""
+        if self.position >= activity_id or self._task is None:
+            return
+        self.poke()
+        # No timer per write: every cycle of the tailer's loop (at least one per poll
+        # interval) wakes the waiters, and each gives up once its interval has passed.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.poll_seconds
+        while self.position < activity_id and self.healthy and self._task is not None:
+            if loop.time() >= deadline:
+                return
+            await self._moved.wait()
+
+    def _release(self) -> None:
+        """Wake every write waiting in :meth:`routed` (it checks the position again)."""
+        moved, self._moved = self._moved, asyncio.Event()
+        moved.set()
 
     async def _run(self) -> None:
         backoff = 0.1
@@ -97,6 +122,7 @@ class LogTailer:
                 if self.healthy:
                     logger.warning("reading the activity log failed: %s", exc)
                 self.healthy = False
+                self._release()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX)
                 self._wake.set()
@@ -105,6 +131,7 @@ class LogTailer:
                 logger.info("activity log readable again at position %s", self.position)
             self.healthy = True
             backoff = 0.1
+            self._release()
 
     async def _drain(self) -> None:
         while True:
@@ -120,6 +147,7 @@ class LogTailer:
                 if bus.knows(activity.type):
                     bus.emit(activity.type, activity)
             if batch:
+                self._release()
                 async with self._advanced:
                     self._advanced.notify_all()
             if len(batch) < self.batch_size and not batch.cut:

@@ -9,7 +9,7 @@ both, and nothing inside a transaction can wait on the network by accident.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -58,6 +58,10 @@ class ActivityWriter:
         self.database = database
         self.doorbell = doorbell
         self.observers: list[CommitObserver] = []
+        #: Awaited after each commit, before the write answers: this process's tailer
+        #: routing it (``LogTailer.routed``), so that a stream opened once the write has
+        #: answered finds it in its catch-up, which stops where the tailer is.
+        self.routed: Callable[[int], Awaitable[None]] | None = None
         self._rung = 0
 
     async def run(self, work: Callable[[WriteTransaction], T]) -> T:
@@ -94,3 +98,5 @@ class ActivityWriter:
         if activity_id is not None and activity_id > self._rung:
             self._rung = activity_id
             await self.doorbell.ring(activity_id)
+        if activity_id is not None and self.routed is not None:
+            await self.routed(activity_id)

@@ -90,7 +90,12 @@ async def current_caller(request: Request) -> Caller:
     reason the runtime is taken from the app, not through a dependency of its own.
     """
     runtime: Runtime = request.app.state.runtime
-    token = bearer_token(request)
+    return await caller_of(runtime, bearer_token(request))
+
+
+async def caller_of(runtime: Runtime, token: str | None) -> Caller:
+    """:func:`current_caller` for the request's credentials (``token``), whichever path
+    the request took (the framework's, or a hot route's: ``modules/hot.py``)."""
     if token is None:
         raise problems.unauthorized("Credentials are required: a bearer token or the session cookie.")
     key = token_key(token)
