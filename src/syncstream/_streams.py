@@ -217,8 +217,17 @@ async def _open_member(
         # subscriber, and the version makes it skip those the read already contains.
         # Nothing is live before catch-up ends, so moving the cursor here drops only
         # held deliveries at or below "now".
-        grants, position = await load_memberships(runtime, caller.user_id, organization_id)
-        now = resolve(params.offset, newest=position, pruned_through=0) if now_at_prepare else None
+        known = caller.memberships
+        if known is not None and known.generation == runtime.callers.generation:
+            # The caller's own snapshot is still whole (see auth.sessions.Memberships):
+            # no read. "Now" is then where this process's tailer is (or the snapshot, if
+            # newer): everything after it is still to be routed, so it arrives live.
+            grants, position = known.in_organization(organization_id), known.as_of
+            newest = max(position, runtime.tailer.position)
+        else:
+            grants, position = await load_memberships(runtime, caller.user_id, organization_id)
+            newest = position
+        now = resolve(params.offset, newest=newest, pruned_through=0) if now_at_prepare else None
         if now is not None:
             sub.cursor = now.after
         sub.reset_memberships(grants, position)
