@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from sqlalchemy import Select, and_, bindparam, func, literal, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import compile_path
@@ -142,11 +143,10 @@ async def _open_public(runtime: Runtime, request: Request, types: frozenset[str]
         max_queued=runtime.settings.slow_consumer_messages,
     )
 
-    async def read_after(after: int, limit: int, max_bytes: int) -> list[Activity]:
-        async with runtime.database.reader.connect() as conn:
-            return await log.read_after(
-                conn, after, limit=limit, max_bytes=max_bytes, entity_types=sub.entity_types
-            )
+    async def read_after(conn: AsyncConnection, after: int, limit: int, max_bytes: int) -> list[Activity]:
+        return await log.read_after(
+            conn, after, limit=limit, max_bytes=max_bytes, entity_types=sub.entity_types
+        )
 
     if not params.live:
         return await json_page(runtime, read_after, sub.accepts, resolved, params.limit)
@@ -198,19 +198,18 @@ async def _open_member(
     # An open stream is one use of its session: it ends when the session would, unused.
     sub.expires_at = runtime.sessions.expires_at(caller)
 
-    async def read_after(after: int, limit: int, max_bytes: int) -> list[Activity]:
+    async def read_after(conn: AsyncConnection, after: int, limit: int, max_bytes: int) -> list[Activity]:
         if sub.scope is None:
             return []
-        async with runtime.database.reader.connect() as conn:
-            return await log.read_after(
-                conn,
-                after,
-                limit=limit,
-                max_bytes=max_bytes,
-                organization_id=organization_id,
-                entity_types=sub.entity_types,
-                scope=sub.scope,
-            )
+        return await log.read_after(
+            conn,
+            after,
+            limit=limit,
+            max_bytes=max_bytes,
+            organization_id=organization_id,
+            entity_types=sub.entity_types,
+            scope=sub.scope,
+        )
 
     async def reload_memberships() -> Resolved | None:
         # Registered by now: every membership event after this read reaches the
