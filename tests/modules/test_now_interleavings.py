@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from syncstream import StreamSlice, Syncstream, _streams, open_slice
 from syncstream.activities import log
 from syncstream.activities.model import NewActivity
 from syncstream.activities.writer import WriteTransaction
-from syncstream.auth.sessions import Caller
+from syncstream.auth.sessions import Caller, Memberships
 from syncstream.config import Settings
 from syncstream.db.migrate import upgrade
 from syncstream.db.schema import Membership, Organization, User
@@ -45,7 +46,9 @@ from syncstream.stream.response import SSEResponse
 from syncstream.stream.sse import SSEParser
 
 POINTS = ("before_route", "before_registration", "head", "retry", "prepare", "catch_up", "after_offset")
-STREAMS = ("pages", "org")
+#: "org-cached": the org stream of a caller whose membership snapshot is current (as one
+#: from the caller cache is): it reads nothing once registered, and "now" is the tailer's.
+STREAMS = ("pages", "org", "org-cached")
 ORG = "org_now"
 CALLER = Caller(
     user_id="u_now",
@@ -142,6 +145,14 @@ async def open_now(runtime: Runtime, stream: str, schedule: Schedule) -> SSEResp
     if stream == "pages":
         request = now_request("/pages/stream")
         response = await open_slice(runtime, request, StreamSlice.public(), types={"page"}, stream="pages")
+    elif stream == "org-cached":
+        # As if the caller had just been authenticated: its snapshot as of the log's end.
+        async with runtime.database.reader.connect() as conn:
+            as_of = await log.newest_id(conn)
+        snapshot = Memberships((("m_now", Grant(ORG, None, "admin")),), as_of, runtime.callers.generation)
+        request = now_request(f"/organizations/{ORG}/sync/stream")
+        where = StreamSlice(ORG, None, replace(CALLER, memberships=snapshot))
+        response = await open_slice(runtime, request, where, types={"attachment"}, stream="org")
     else:
         read = _streams.load_memberships
 
