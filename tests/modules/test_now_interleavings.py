@@ -7,8 +7,9 @@ interleaving is controlled rather than hoped for: the real pages route, a real S
 log, the real bus and the real log tailer, whose reads (``drain``) run only where the
 schedule says, as do the commits. Every point where the open can be overtaken is a
 point of the schedule: before the route (which reads the log position), between the
-route and registration, between registration and catch-up (the response head and the
-``retry`` frame), during catch-up's writes, and after the ``offset`` frame.
+route and registration, between registration and catch-up (the response head), after
+the memberships read, during catch-up's writes (the first carries the ``retry`` frame),
+and after the ``offset`` frame.
 
 Whatever the schedule, the stream must deliver, after its ``offset`` frame, exactly the
 activities above the frame's cursor, each once, in order; and nothing at or below it.
@@ -191,7 +192,8 @@ async def run_schedule(
             return
         if body.startswith(b"retry:"):
             await schedule.at("retry")
-        elif body:
+        if body and not offset_seen.is_set():
+            # Catch-up's writes (the first carries the retry hint too); later ones are live.
             await schedule.at("catch_up")
         events.extend(parser.feed(body))
         if any(e.event == "offset" for e in events):

@@ -124,7 +124,9 @@ async def load_user_memberships(conn: AsyncConnection, user_id: str, generation:
     """The user's memberships in every organization, and the log position they are as of."""
     rows = (await conn.execute(_USER_MEMBERSHIPS, {"user_id": user_id})).all()
     grants = tuple(
-        (mid, Grant(org, project, cast(Role, role))) for _, mid, org, project, role in rows if mid is not None
+        (mid, Grant(cast(str, org), project, cast(Role, role)))
+        for _, mid, org, project, role in rows
+        if mid is not None
     )
     return Memberships(grants, int(rows[0][0]), generation)
 
