@@ -7,6 +7,8 @@ contract's two modes, so both streams behave the same at every edge.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
@@ -48,6 +50,10 @@ logger = logging.getLogger("syncstream.stream")
 #: does (a :class:`~syncstream.activities.log.LogPage` tells when the byte bound cut it).
 #: The connection is the caller's: the pruning check after the read goes on it too.
 ReadAfter = Callable[[AsyncConnection, int, int, int], Awaitable[list[Activity]]]
+
+
+#: How long catch-up waits for this process's tailer to route rows its read found.
+TAILER_WAIT_SECONDS = 0.25
 
 
 def _cut(rows: list[Activity]) -> bool:
@@ -175,6 +181,8 @@ def open_sse(
             return CatchUpPage([], after, complete=False)  # the subscriber is closed: replay ends
         complete = len(rows) < page_size and not _cut(rows)
         if rows and rows[-1].id > until:
+            until = await routed_through(rows[-1].id)
+        if rows and rows[-1].id > until:
             rows = [a for a in rows if a.id <= until]
             complete = True
         frames = [(a.id, change_frame(a.id, render_message(a))) for a in rows if accept(a)]
@@ -183,6 +191,18 @@ def open_sse(
         metrics.catchup_activities.labels("sse").inc(len(frames))
         metrics.catchup_bytes.labels("sse").inc(sum(len(frame) for _, frame in frames))
         return CatchUpPage(frames, rows[-1].id if rows else after, complete=complete)
+
+    async def routed_through(newest: int) -> int:
+        """Where the tailer is once it has routed ``newest``, or after a short wait.
+
+        The read found rows the tailer has not routed yet: committed a moment ago, their
+        doorbell or this process's own commit has woken it. Waiting for it keeps them in
+        catch-up, before the ``offset`` frame, as a client that wrote them before it
+        reconnected expects; a tailer that lags longer leaves them to arrive live."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(TAILER_WAIT_SECONDS):
+                await tailer.wait_for(newest)
+        return tailer.position
 
     def pruned_past(after: int, pruned: int) -> bool:
         """Whether an operator pruned history beyond ``after`` since the cursor was checked.
