@@ -24,7 +24,7 @@ import uvloop
 from bench import procstat
 from bench.context import Context, Options
 from bench.report import Result, print_result
-from bench.scenarios import FLEET_USERS, SCENARIOS
+from bench.scenarios import FLEET_USERS, ON_REQUEST, SCENARIOS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         choices=sorted(SCENARIOS),
         metavar="NAME",
-        help=f"run only these (repeatable): {', '.join(SCENARIOS)}",
+        help=f"run only these (repeatable): {', '.join(SCENARIOS)} ({', '.join(ON_REQUEST)} only when named)",
     )
     parser.add_argument(
         "--workers", type=int, default=1, help="server processes for the scenarios (>1 uses the Redis bus)"
@@ -56,12 +56,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile", action="store_true", help="record the server with py-spy in each measured window"
     )
     parser.add_argument(
+        "--steady",
+        action="append",
+        type=_steady_config,
+        metavar="SUBSxRATE",
+        help="steady configurations instead of the plan's, e.g. 1000x200 (repeatable)",
+    )
+    parser.add_argument(
+        "--latency-trace",
+        type=Path,
+        help="run the server under bench.latserve and write each activity's stage times to this file",
+    )
+    parser.add_argument(
         "--results-dir",
         type=Path,
         default=Path(__file__).resolve().parent / "results",
         help="server logs, databases and profiles (default bench/results)",
     )
     return parser
+
+
+def _steady_config(text: str) -> tuple[int, float]:
+    subscribers, _, rate = text.partition("x")
+    try:
+        return int(subscribers), float(rate)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected SUBSCRIBERSxRATE, e.g. 1000x200, not {text!r}") from None
 
 
 def source_version() -> str:
@@ -123,13 +143,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("--workers and --gen-procs must be at least 1", file=sys.stderr)
         return 2
     procstat.raise_fd_limit()
-    names = [n for n in SCENARIOS if args.scenario is None or n in args.scenario]
+    names = [n for n in SCENARIOS if (n not in ON_REQUEST if args.scenario is None else n in args.scenario)]
     options = Options(
         quick=args.quick,
         workers=args.workers,
         gen_procs=args.gen_procs,
         profile=args.profile,
         results_dir=args.results_dir,
+        steady=tuple(args.steady or ()),
+        latency_trace=args.latency_trace,
     )
     started = time.monotonic()
     date = datetime.now(UTC).isoformat(timespec="seconds")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -28,6 +29,10 @@ class Options:
     gen_procs: int = 2
     profile: bool = False
     results_dir: Path = Path("bench/results")
+    #: Steady configurations (subscribers, writes per second) instead of the plan's.
+    steady: tuple[tuple[int, float], ...] = ()
+    #: Time each live activity's way through the server (bench.latserve) into this file.
+    latency_trace: Path | None = None
 
 
 @dataclass(slots=True)
@@ -71,6 +76,8 @@ class Context:
     def __init__(self, options: Options) -> None:
         self.options = options
         self.plan: Plan = QUICK if options.quick else FULL
+        if options.steady:
+            self.plan = dataclasses.replace(self.plan, steady=options.steady)
         self.results_dir = options.results_dir
         self.results_dir.mkdir(parents=True, exist_ok=True)
         #: Ceiling figures by key, measured once per run and shared by the scenarios that compare to them.
@@ -94,9 +101,14 @@ class Context:
         bus_url: str | None = None,
         env: dict[str, str] | None = None,
         module: str = "syncstream.cli",
+        ready_within: float = 60.0,
     ) -> AsyncIterator[Server]:
         """A fresh server (fresh database) for one scenario; stopped on exit whatever happens."""
         workers = self.options.workers if workers is None else workers
+        trace = self.options.latency_trace
+        if trace is not None and module == "syncstream.cli":
+            module = "bench.latserve"
+            env = {**(env or {}), "BENCH_LATSERVE_FILE": str(trace.resolve())}
         if database == "postgres":
             await reset_postgres_database()
             database_url = POSTGRES_BENCH_URL
@@ -113,7 +125,7 @@ class Context:
             module=module,
         )
         try:
-            await server.start()
+            await server.start(ready_within)
             yield server
         finally:
             await server.stop()

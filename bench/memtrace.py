@@ -44,7 +44,11 @@ async def trace(connections: int, top: int, results: Path) -> str:
     ctx = Context(Options(results_dir=results))
     lines = []
     async with ctx.syncstream(
-        "memtrace", env={"BENCH_MEMSERVE_DIR": str(folder)}, module="bench.memserve"
+        # tracemalloc makes startup slow: minutes on a busy machine.
+        "memtrace",
+        env={"BENCH_MEMSERVE_DIR": str(folder)},
+        module="bench.memserve",
+        ready_within=300,
     ) as server:
         tenant = await make_tenant(server.url)
         pool = SubscriberPool(2)

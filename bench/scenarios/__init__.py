@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from bench.context import Context
 from bench.report import Result
-from bench.scenarios import catchup, ceiling, fanout, idle, opens, steady, workers, writes
+from bench.scenarios import capture, catchup, ceiling, fanout, idle, opens, steady, workers, writes
 
 Scenario = Callable[[Context, Result], Awaitable[None]]
 
@@ -24,9 +24,13 @@ SCENARIOS: dict[str, Scenario] = {
     "catchup": catchup.run,
     "opens": opens.run_opens,
     "storm": opens.run_storm,
+    "capture": capture.run,
     "workers": workers.run,
     "ceiling": ceiling.run,
 }
+
+#: Run only when named (``--scenario capture``): not among the targets, and a full run stays short.
+ON_REQUEST = frozenset({"capture"})
 
 #: Scenarios that use the fleet; it is closed once none of them is left to run.
 FLEET_USERS = frozenset({"idle", "fanout", "steady"})

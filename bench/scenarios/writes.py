@@ -12,9 +12,11 @@ from bench.stats import latency_summary_ms
 SQLITE_TARGET = 1000.0
 
 
-async def measure_writes(ctx: Context, name: str, database: str, workers: int | None = None) -> Row:
+async def measure_writes(
+    ctx: Context, name: str, database: str, workers: int | None = None, env: dict[str, str] | None = None
+) -> Row:
     plan = ctx.plan
-    async with ctx.syncstream(name, database=database, workers=workers) as server:
+    async with ctx.syncstream(name, database=database, workers=workers, env=env) as server:
         tenant = await make_tenant(server.url)
         writer = Writer()
         try:

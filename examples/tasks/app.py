@@ -176,6 +176,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with sync.lifespan(app):  # syncstream's tables, the log tailer, keep-alive
         async with sync.engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)  # the team's tables (use migrations in production)
+        await sync.capture()  # with SYNCSTREAM_CAPTURE=on: triggers on the tables just created
         yield
 
 

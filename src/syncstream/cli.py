@@ -115,6 +115,25 @@ def _parse_before(raw: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+async def _capture(args: argparse.Namespace) -> int:
+    """``capture status``: the types whose triggers are in place; ``capture disable``: drop
+    them now (a server started with ``SYNCSTREAM_CAPTURE=on`` installs them again)."""
+    from syncstream._capture import installed_types, set_capture
+    from syncstream.db.engine import Database
+
+    settings = Settings.from_env().with_overrides(database_url=args.database_url)
+    database = Database.connect(settings.database_url)
+    try:
+        if args.capture_command == "disable":
+            await set_capture(database, [])
+        async with database.writer.connect() as conn:
+            types = await conn.run_sync(installed_types)
+    finally:
+        await database.dispose()
+    print(orjson.dumps({"capture": "on" if types else "off", "entityTypes": types}).decode())
+    return 0
+
+
 async def _prune(args: argparse.Namespace) -> int:
     from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -199,6 +218,15 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--before", required=True, help="ISO 8601 time, or an age such as 30d")
     prune.add_argument("--database-url")
     prune.set_defaults(run=lambda a: asyncio.run(_prune(a)))
+
+    capture = commands.add_parser(
+        "capture",
+        help="change capture in the database (docs/capture.md); enable it with SYNCSTREAM_CAPTURE=on",
+    ).add_subparsers(dest="capture_command", required=True)
+    for name, text in (("status", "which entity types are captured"), ("disable", "drop the triggers now")):
+        command = capture.add_parser(name, help=text)
+        command.add_argument("--database-url")
+        command.set_defaults(run=lambda a: asyncio.run(_capture(a)))
 
     tail = commands.add_parser("tail", help="follow a stream in the terminal, resuming after drops")
     tail.add_argument(

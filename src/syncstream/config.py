@@ -39,6 +39,17 @@ def _env_float(name: str, default: float) -> float:
     return value
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "on", "yes"):
+        return True
+    if raw in ("0", "false", "off", "no"):
+        return False
+    raise ValueError(f"{name} must be on or off, got {raw!r}")
+
+
 def _env_list(name: str) -> tuple[str, ...]:
     raw = os.environ.get(name, "")
     return tuple(item.strip() for item in raw.split(",") if item.strip())
@@ -95,6 +106,10 @@ class Settings:
     #: A session ends after this long unused, and this long after sign-in whatever happens.
     session_idle_seconds: float = 14 * 86400.0
     session_max_seconds: float = 90 * 86400.0
+    #: Change capture in the database (docs/capture.md): triggers on every declared entity
+    #: table record the writes made by any other client. Installed at start when on,
+    #: removed at start when off.
+    capture: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -126,6 +141,7 @@ class Settings:
             sign_up_window_seconds=_env_float("SYNCSTREAM_SIGN_UP_WINDOW_SECONDS", 3600.0),
             session_idle_seconds=_env_float("SYNCSTREAM_SESSION_IDLE_SECONDS", 14 * 86400.0),
             session_max_seconds=_env_float("SYNCSTREAM_SESSION_MAX_SECONDS", 90 * 86400.0),
+            capture=_env_bool("SYNCSTREAM_CAPTURE", False),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -70,7 +70,9 @@ def build_doorbell(settings: Settings) -> Doorbell:
 def build_runtime(settings: Settings) -> Runtime:
     """The running parts of one process; the bus knows the identity events, and each
     declared entity type adds its own."""
-    database = Database.connect(settings.database_url, pool_size=settings.database_pool_size, serial=True)
+    database = Database.connect(
+        settings.database_url, pool_size=settings.database_pool_size, serial=True, capture=settings.capture
+    )
     doorbell = build_doorbell(settings)
     bus = ActivityBus(IDENTITY_EVENTS)
     subscribers: SubscriberManager[Subscriber] = SubscriberManager()

@@ -22,9 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 class AppServer:
     """``uvicorn <app>`` in a subprocess on a free loopback port, as a team would run it."""
 
-    def __init__(self, app: str, database_url: str) -> None:
+    def __init__(self, app: str, database_url: str, env: dict[str, str] | None = None) -> None:
         self.app = app
         self.database_url = database_url
+        self.env = env or {}
         self.port = free_port()
         self.log_path = Path(f"/tmp/syncstream-example-{self.port}.log")
         self.process: subprocess.Popen[bytes] | None = None
@@ -34,7 +35,7 @@ class AppServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> AppServer:
-        env = {**os.environ, **TEST_ENV, "SYNCSTREAM_DATABASE_URL": self.database_url}
+        env = {**os.environ, **TEST_ENV, "SYNCSTREAM_DATABASE_URL": self.database_url, **self.env}
         command = [sys.executable, "-m", "uvicorn", self.app, "--host", "127.0.0.1", "--port", str(self.port)]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from syncstream.stream.direct import Flusher, chunk
+from syncstream.stream.direct import Flusher, HeldStream, chunk
 from syncstream.stream.response import SSEResponse
 from syncstream.stream.subscriber import Subscriber
 
@@ -47,16 +47,25 @@ async def test_through_send_when_the_transport_is_out_of_reach() -> None:
 class FakeTransport:
     def __init__(self) -> None:
         self.writes: list[bytes] = []
+        self.protocol: Any = None
+        self.closing = False
 
     def write(self, data: bytes) -> None:
         self.writes.append(data)
 
     def is_closing(self) -> bool:
-        return False
+        return self.closing
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        self.closing = True
 
     def abort(self) -> None: ...
+
+    def get_protocol(self) -> Any:
+        return self.protocol
+
+    def set_protocol(self, protocol: Any) -> None:
+        self.protocol = protocol
 
 
 class FakeFlow:
@@ -64,50 +73,47 @@ class FakeFlow:
 
 
 class FakeCycle:
-    """What the direct path reads of uvicorn's httptools request cycle."""
+    """What the hand-over reads of uvicorn's httptools request cycle and protocol."""
 
     def __init__(self) -> None:
         self.transport = FakeTransport()
+        self.transport.protocol = self  # stands for the server protocol too
+        self.cycle = self
+        self.connections: set[Any] = {self}
         self.flow = FakeFlow()
         self.message_event = asyncio.Event()
         self.chunked_encoding = True
-        self.disconnected = False
+        self.keep_alive = False
+        self.response_complete = False
         self.bodies: list[bytes] = []
-        self.live = asyncio.Event()
-        self.receiving_live = asyncio.Event()
+
+    def __hash__(self) -> int:
+        return id(self)
 
     async def send(self, message: Any) -> None:
         body = message.get("body", b"")
         if body:
             self.bodies.append(body)
             self.transport.writes.append(chunk(body))
-        if body.endswith(b"offset;"):
-            self.live.set()
 
     async def receive(self) -> Any:
-        if self.live.is_set():
-            # Only the stream's own task gets here: once the offset frame is written it
-            # does not suspend before attaching its sink and waiting on receive.
-            self.receiving_live.set()
         await self.message_event.wait()
-        self.message_event.clear()
-        return {"type": "http.disconnect" if self.disconnected else "http.request", "body": b""}
+        return {"type": "http.disconnect"}
 
 
-async def test_direct_writes_then_the_client_leaves() -> None:
+async def test_a_live_stream_is_handed_over_and_its_task_ends() -> None:
     sub, closed = Subscriber(index_key=None, cursor=0), list[Subscriber]()
     cycle = FakeCycle()
-    run = asyncio.ensure_future(
-        response(sub, closed).run(cycle.send, cycle.receive, flusher=Flusher(asyncio.get_running_loop()))
-    )
-    await cycle.receiving_live.wait()  # live, its sink attached
+    await response(sub, closed).run(cycle.send, cycle.receive, flusher=Flusher(asyncio.get_running_loop()))
+    held = cycle.transport.protocol
+    assert isinstance(held, HeldStream)
+    assert cycle.connections == {held}
+    assert cycle.response_complete
     sub.deliver(1, b"f1;")
     sub.deliver(2, b"f2;")
     await asyncio.sleep(0)
     assert cycle.transport.writes[-1] == chunk(b"f1;f2;")  # by the flusher, not through send
     assert b"f1;f2;" not in cycle.bodies
-    cycle.disconnected = True
-    cycle.message_event.set()  # what uvicorn's connection_lost does
-    await run
+    held.connection_lost(None)
     assert closed == [sub]
     assert sub.close_reason == "client_disconnected"

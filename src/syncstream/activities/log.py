@@ -71,7 +71,10 @@ def _json(value: object | None) -> str | None:
 
 
 _INSERT = PreparedInsert(_t, returning_id=True)
-_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+# The same round trip tells change capture's triggers (docs/capture.md) that syncstream
+# records this transaction itself: the setting is transaction-local, and the triggers,
+# deferred to the commit, see it whenever in the transaction the row was written.
+_LOCK = text("SELECT pg_advisory_xact_lock(:key), set_config('syncstream.writing', 'on', true)")
 
 
 def append(session: Session, new: NewActivity) -> int:

@@ -32,7 +32,7 @@ def async_url(url: str) -> str:
     raise ValueError(f"unsupported database URL {parsed.drivername!r}: use sqlite:///… or postgresql://…")
 
 
-def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
+def _sqlite_engine(url: str, *, immediate: bool, pool_size: int, capture: bool = False) -> AsyncEngine:
     # No rollback when a connection goes back to the pool: the driver is in autocommit
     # (see _on_connect), so only a transaction begun through SQLAlchemy can be open, and
     # SQLAlchemy rolls that back itself as the connection closes. The pool's own rollback
@@ -46,19 +46,45 @@ def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
         pool_reset_on_return=None,
         connect_args={"timeout": 30},
     )
-    _configure_sqlite(engine.sync_engine, immediate=immediate)
+    _configure_sqlite(engine.sync_engine, immediate=immediate, capture=capture)
     return engine
 
 
-def _serial_writer(url: str) -> SerialWriter:
+def _serial_writer(url: str, *, capture: bool) -> SerialWriter:
     # The plain sqlite3 driver: this connection lives on the writer's own thread.
     sync_url = make_url(url).set(drivername="sqlite+pysqlite")
     engine = create_engine(sync_url, pool_size=1, max_overflow=0, connect_args={"timeout": 30})
-    _configure_sqlite(engine, immediate=True)
+    _configure_sqlite(engine, immediate=True, capture=capture)
     return SerialWriter(engine)
 
 
-def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
+#: See migration 0004 and docs/capture.md: present only inside syncstream's own write
+#: transactions, never committed, it makes SQLite's capture triggers stand aside.
+CAPTURE_MARKER = "syncstream_capture_writer"
+_MARKED = "syncstream.capture_marker"
+
+
+def _mark_capture(engine: Engine) -> None:
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        info = conn.connection.info
+        if not info.get(_MARKED):
+            # Until the migration made the table (the migration's own transaction, first).
+            found = conn.exec_driver_sql(
+                f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{CAPTURE_MARKER}'"
+            ).first()
+            if found is None:
+                return
+            info[_MARKED] = True
+        conn.exec_driver_sql(f"INSERT OR IGNORE INTO {CAPTURE_MARKER} (id) VALUES (1)")
+
+    @event.listens_for(engine, "commit")
+    def _on_commit(conn: Any) -> None:
+        if conn.connection.info.get(_MARKED):
+            conn.exec_driver_sql(f"DELETE FROM {CAPTURE_MARKER}")
+
+
+def _configure_sqlite(engine: Engine, *, immediate: bool, capture: bool = False) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # Take over transaction control from the driver so BEGIN is ours to choose.
@@ -75,6 +101,9 @@ def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql(begin)
+
+    if capture:  # after the BEGIN above: listeners run in the order they were added
+        _mark_capture(engine)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,15 +122,19 @@ class Database:
         return self.writer.dialect.name
 
     @classmethod
-    def connect(cls, url: str, *, pool_size: int = 10, serial: bool = False) -> Database:
-        """``pool_size`` bounds the connections this process holds (PostgreSQL allows 100 by
+    def connect(
+        cls, url: str, *, pool_size: int = 10, serial: bool = False, capture: bool = False
+    ) -> Database:
+        """``capture``: on SQLite, the write connections mark their transactions as syncstream's
+        own for the change-capture triggers (docs/capture.md).
+        ``pool_size`` bounds the connections this process holds (PostgreSQL allows 100 by
         default, shared by every process of a deployment). ``serial`` starts SQLite's
         writer thread (a server wants it; a one-shot command does not)."""
         driver_url = async_url(url)
         if make_url(driver_url).get_backend_name() == "sqlite":
             reader = _sqlite_engine(driver_url, immediate=False, pool_size=pool_size)
-            writer = _sqlite_engine(driver_url, immediate=True, pool_size=1)
-            thread = _serial_writer(driver_url) if serial else None
+            writer = _sqlite_engine(driver_url, immediate=True, pool_size=1, capture=capture)
+            thread = _serial_writer(driver_url, capture=capture) if serial else None
             return cls(url=url, reader=reader, writer=writer, serial=thread)
         engine = create_async_engine(
             driver_url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=30, pool_pre_ping=True

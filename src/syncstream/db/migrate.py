@@ -16,7 +16,7 @@ from sqlalchemy import Connection, text
 from syncstream.db.engine import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-_MIGRATION_LOCK = 0x5359_4E43  # "SYNC"
+MIGRATION_LOCK = 0x5359_4E43  # "SYNC"
 
 
 def _config(connection: Connection | None = None) -> Config:
@@ -28,7 +28,7 @@ def _config(connection: Connection | None = None) -> Config:
 
 def _upgrade(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     command.upgrade(_config(connection), "head")
 
 

@@ -143,3 +143,12 @@ class LogState(Base):
     __tablename__ = "log_state"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger)
+
+
+class CaptureWriter(Base):
+    """Never committed: one row inserted and deleted inside each of syncstream's own write
+    transactions on SQLite while change capture is on, which tells the capture triggers
+    that syncstream records this transaction itself (docs/capture.md)."""
+
+    __tablename__ = "syncstream_capture_writer"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)

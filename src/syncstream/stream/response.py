@@ -3,8 +3,9 @@
 A plain ASGI callable rather than Starlette's ``StreamingResponse``: it needs to write
 whatever is queued as one coalesced write, to notice a client that went away without
 waiting for the next write, and to cut a client that stopped reading. Once live on
-uvicorn's httptools server it hands the outbox to the per-loop flusher, which writes
-straight to the transport (:mod:`syncstream.stream.direct`).
+uvicorn's httptools server it hands the connection to a protocol of the stream's own,
+and its outbox to the per-loop flusher, which writes straight to the transport; the
+request's task then ends (:mod:`syncstream.stream.direct`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from syncstream.stream.direct import Flusher, Sink, chunk
+from syncstream.stream.direct import CUT_GRACE_SECONDS, Flusher, chunk, hand_over
 from syncstream.stream.helpers import error_frame, retry_frame
 from syncstream.stream.subscriber import Subscriber
 
@@ -28,8 +29,6 @@ logger = logging.getLogger("syncstream.stream")
 
 #: Scope key of the list into which an :class:`SSEResponse` defers itself.
 DEFERRED_KEY = "syncstream.deferred"
-#: How long a cut slow consumer gets to take its error frame before the socket is aborted.
-CUT_GRACE_SECONDS = 2.0
 
 SSE_HEADERS: list[tuple[bytes, bytes]] = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -203,18 +202,6 @@ def _transport(cycle: object) -> asyncio.Transport | None:
     return None
 
 
-def _sink(cycle: object, transport: asyncio.Transport | None, flusher: Flusher) -> Sink | None:
-    """A sink for direct writes, if the server is uvicorn's httptools one with a chunked
-    response under way; None sends everything through the ASGI ``send``."""
-    flow = getattr(cycle, "flow", None)
-    event = getattr(cycle, "message_event", None)
-    if transport is None or getattr(cycle, "chunked_encoding", None) is not True:
-        return None
-    if not isinstance(getattr(flow, "write_paused", None), bool) or not isinstance(event, asyncio.Event):
-        return None
-    return Sink(transport, cast(Any, flow), event.set, flusher)
-
-
 class SSEResponse(Response):
     """Drives one registered subscriber until it closes or the client leaves.
 
@@ -249,7 +236,6 @@ class SSEResponse(Response):
         self.background = None
         self._writing = False
         self._transport: asyncio.Transport | None = None
-        self._sink: Sink | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         deferred = scope.get(DEFERRED_KEY)
@@ -269,7 +255,8 @@ class SSEResponse(Response):
         self._transport = _transport(cycle)
         if self._transport is not None:
             subscriber.on_overflow = self._cut
-        watcher: asyncio.Task[None] | None = asyncio.create_task(self._watch_disconnect(receive))
+        watcher = asyncio.create_task(self._watch_disconnect(receive))
+        held = False
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             self.raw_headers = []  # sent: not held for as long as the stream runs
@@ -277,39 +264,43 @@ class SSEResponse(Response):
             # frame): one write, one syscall, fewer per open.
             await self._write_catch_up(send, retry_frame(self.retry_ms))
             self.catch_up = None  # and with it the closures that read the log
-            if flusher is not None:
-                self._sink = _sink(cycle, self._transport, flusher)
-            if self._sink is not None:
-                assert watcher is not None
-                watcher.cancel()  # this task watches for the disconnect from now on
-                watcher = None
-                subscriber.attach(self._sink)
-            # The live loop runs in this frame, not in a coroutine of its own: an idle
-            # stream spends its life here, and each nested frame is held by every one.
-            # It writes what the outbox holds until the subscriber closes; between writes
-            # it waits on the subscriber's own wake-up, or (with a sink, where the flusher
-            # writes) on the server's ``receive``, which returns when the client leaves or
-            # when the sink wakes it for what the flusher may not write (a paused
-            # transport, a close).
-            while (data := subscriber.take_all(self.max_write_bytes)) is not None:
-                if data:
-                    await self._write(send, data)
-                elif self._sink is None:
-                    await subscriber.wait()
-                elif (await receive())["type"] == "http.disconnect":
-                    subscriber.close("client_disconnected", discard_queued=True)
+            if flusher is not None and not subscriber.closed:
+                held = self._hand_over(cycle, flusher, watcher)
+            if held:
+                return  # the connection is the stream's own now: this task ends
+            await self._write_live(send)
         except OSError:
             subscriber.close("client_disconnected")
         finally:
-            if watcher is not None:
+            if not held:
                 watcher.cancel()
-            subscriber.detach()
-            subscriber.on_overflow = None  # no cycle left for the collector to find
-            subscriber.close(subscriber.close_reason or "ended")
-            self.on_close(subscriber)
-            self.abandon()
-            with contextlib.suppress(OSError, RuntimeError):
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                subscriber.on_overflow = None  # no cycle left for the collector to find
+                subscriber.close(subscriber.close_reason or "ended")
+                self.on_close(subscriber)
+                self.abandon()
+                with contextlib.suppress(OSError, RuntimeError):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _hand_over(self, cycle: object, flusher: Flusher, watcher: asyncio.Task[None]) -> bool:
+        """Give the live stream's connection to a protocol of its own (uvicorn's httptools
+        server only), with what it must do at the end: nothing of this response, its task
+        or the request is held from then on."""
+        release, self.release = self.release, None
+        if hand_over(cycle, self.subscriber, flusher, self.on_close, release) is None:
+            self.release = release
+            return False
+        watcher.cancel()  # the protocol hears of a disconnect itself now
+        return True
+
+    async def _write_live(self, send: Send) -> None:
+        """Write what the outbox holds until the subscriber closes, waiting for its own
+        wake-up in between (a server whose connection cannot be handed over)."""
+        subscriber = self.subscriber
+        while (data := subscriber.take_all(self.max_write_bytes)) is not None:
+            if data:
+                await self._write(send, data)
+            else:
+                await subscriber.wait()
 
     def abandon(self) -> None:
         """Give back what the response holds without running it (or after it ran)."""
@@ -319,17 +310,12 @@ class SSEResponse(Response):
 
     async def _write(self, send: Send, data: bytes) -> None:
         message: Message = {"type": "http.response.body", "body": data, "more_body": True}
-        # While this holds bytes taken from the outbox, the flusher must not overtake them.
-        sink = self._sink
+        # While a write waits for a full socket, an overflow must cut the connection.
         self._writing = True
-        if sink is not None:
-            sink.busy = True
         try:
             await send(message)
         finally:
             self._writing = False
-            if sink is not None:
-                sink.busy = False
 
     async def _write_catch_up(self, send: Send, first: bytes) -> None:
         """Write ``first``, then catch-up's chunks: ``first`` with the first of them."""
@@ -364,8 +350,7 @@ class SSEResponse(Response):
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        paused = self._sink is not None and self._sink.flow.write_paused
-        if not (self._writing or paused):
+        if not self._writing:
             return  # the writer is free and will send the error frame itself
         # The socket is full (the writer waits on it, or would): put the error frame
         # behind what is buffered (the peer sees it if it ever reads), then close; abort

@@ -2,7 +2,7 @@
 
 Routing calls :meth:`Subscriber.deliver`, which never awaits: it appends pre-encoded
 bytes to a bounded outbox and either marks it for the per-loop flusher (a live stream
-whose socket we can reach, see :mod:`syncstream.stream.direct`) or wakes the
+held by its own protocol, see :mod:`syncstream.stream.direct`) or wakes the
 connection's writer. A subscriber whose outbox
 overflows is cut (it resumes with ``Last-Event-ID`` and loses nothing), so one client
 that does not read can never hold back routing for the others.
@@ -21,7 +21,7 @@ import math
 import time
 from collections.abc import Callable, Hashable
 
-from syncstream.stream.direct import Sink, chunk
+from syncstream.stream.direct import HeldStream, chunk
 from syncstream.stream.frames import error_frame
 
 _ids = itertools.count(1)
@@ -75,8 +75,8 @@ class Subscriber:
         # empty deque costs ~600 bytes per idle stream where a list costs 56.
         self._queue: list[bytes] = []
         self._waiter: asyncio.Future[object] | None = None
-        #: Set while live on a reachable socket: the flusher writes the outbox then.
-        self._sink: Sink | None = None
+        #: Set while live and held by its own protocol: the flusher writes the outbox then.
+        self._sink: HeldStream | None = None
 
     # -- routing side (synchronous, never waits) ---------------------------------------
 
@@ -115,35 +115,40 @@ class Subscriber:
         else:
             self._wake()
 
-    def attach(self, sink: Sink) -> None:
-        """From now on the sink's flusher writes this outbox whenever it may, and
-        waking the stream's task goes through the sink."""
+    def attach(self, sink: HeldStream) -> None:
+        """From now on the sink's flusher writes this outbox, and ends the stream."""
         self._sink = sink
+        self.on_overflow = None
+        if self._queue or self.closed:
+            sink.flusher.add(self)
 
     def detach(self) -> None:
         self._sink = None
 
     def flush_to_sink(self, now: float, chunks: dict[Hashable, bytes]) -> None:
-        """Write the whole outbox as one chunk, if the sink may take it now (the flusher's side).
+        """Write the whole outbox as one chunk, unless the transport is paused (the
+        flusher's side); end the stream once a closed subscriber's outbox is written.
 
-        Otherwise the stream's task does: a closing subscriber has woken it already,
-        a busy one comes back for the outbox, and a paused transport is woken for here.
+        A paused transport calls again when it resumes; a closing one ends the stream
+        as the connection is lost.
         """
-        queue = self._queue
         sink = self._sink
-        if not queue or sink is None or self.closed:
+        if sink is None or sink.paused:
             return
-        if sink.busy or sink.flow.write_paused or sink.transport.is_closing():  # Sink.writable, inlined
-            if not sink.busy:
-                self._wake()
+        transport = sink.transport
+        if transport.is_closing():
             return
-        key: Hashable = queue[0] if len(queue) == 1 else tuple(queue)
-        data = chunks.get(key)
-        if data is None:
-            data = chunks[key] = chunk(queue[0] if len(queue) == 1 else b"".join(queue))
-        queue.clear()
-        self.last_write = now
-        sink.transport.write(data)
+        queue = self._queue
+        if queue:
+            key: Hashable = queue[0] if len(queue) == 1 else tuple(queue)
+            data = chunks.get(key)
+            if data is None:
+                data = chunks[key] = chunk(queue[0] if len(queue) == 1 else b"".join(queue))
+            queue.clear()
+            self.last_write = now
+            transport.write(data)
+        if self.closed:
+            sink.end()
 
     def close(self, reason: str, final_frame: bytes | None = None, *, discard_queued: bool = False) -> None:
         """End the stream once the outbox is written (``final_frame`` last)."""
@@ -160,13 +165,15 @@ class Subscriber:
 
     def _overflow(self) -> None:
         self.close("slow_consumer", SLOW_CONSUMER_FRAME, discard_queued=True)
-        if self.on_overflow is not None:
+        if self._sink is not None:
+            self._sink.cut()
+        elif self.on_overflow is not None:
             self.on_overflow(self)
 
     def _wake(self, value: object = None) -> None:
         sink = self._sink
         if sink is not None:
-            sink.wake()
+            sink.flusher.add(self)  # it writes what is left, then ends the stream
             return
         waiter = self._waiter
         if waiter is not None and not waiter.done():
