@@ -17,6 +17,9 @@ class Plan:
     idle_connections: int
     idle_hold: int  # total connections for the "held by one process" check; 0 = skip
     catchup_activities: int
+    #: Streams opened each way by ``opens``, and dropped and resumed at once by ``storm``.
+    opens_streams: int
+    storm_streams: int
     workers_subscribers: int
     workers_write_seconds: float
     #: Also measure the ceiling writing ten frames per ``transport.write`` (what batching is worth).
@@ -40,6 +43,8 @@ FULL = Plan(
     idle_connections=10_000,
     idle_hold=15_000,
     catchup_activities=50_000,
+    opens_streams=10_000,
+    storm_streams=10_000,
     workers_subscribers=1000,
     workers_write_seconds=3.0,
     ceiling_coalesced=True,
@@ -50,6 +55,8 @@ FULL = Plan(
         ("steady", 180.0),
         ("writes", 90.0),
         ("catchup", 90.0),
+        ("opens", 120.0),
+        ("storm", 180.0),
         ("workers", 180.0),
     ),
 )
@@ -65,6 +72,8 @@ QUICK = Plan(
     idle_connections=2000,
     idle_hold=0,
     catchup_activities=50_000,
+    opens_streams=2000,
+    storm_streams=2000,
     workers_subscribers=200,
     workers_write_seconds=1.0,
     ceiling_coalesced=False,
@@ -75,6 +84,8 @@ QUICK = Plan(
         ("steady", 90.0),
         ("writes", 60.0),
         ("catchup", 60.0),
+        ("opens", 60.0),
+        ("storm", 90.0),
         ("workers", 90.0),
     ),
 )

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from bench.context import Context
 from bench.report import Result
-from bench.scenarios import capture, catchup, ceiling, fanout, idle, steady, workers, writes
+from bench.scenarios import capture, catchup, ceiling, fanout, idle, opens, steady, workers, writes
 
 Scenario = Callable[[Context, Result], Awaitable[None]]
 
@@ -22,6 +22,8 @@ SCENARIOS: dict[str, Scenario] = {
     "steady": steady.run,
     "writes": writes.run,
     "catchup": catchup.run,
+    "opens": opens.run_opens,
+    "storm": opens.run_storm,
     "capture": capture.run,
     "workers": workers.run,
     "ceiling": ceiling.run,

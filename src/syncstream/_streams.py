@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from sqlalchemy import Select, and_, bindparam, func, literal, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import compile_path
@@ -142,11 +143,10 @@ async def _open_public(runtime: Runtime, request: Request, types: frozenset[str]
         max_queued=runtime.settings.slow_consumer_messages,
     )
 
-    async def read_after(after: int, limit: int, max_bytes: int) -> list[Activity]:
-        async with runtime.database.reader.connect() as conn:
-            return await log.read_after(
-                conn, after, limit=limit, max_bytes=max_bytes, entity_types=sub.entity_types
-            )
+    async def read_after(conn: AsyncConnection, after: int, limit: int, max_bytes: int) -> list[Activity]:
+        return await log.read_after(
+            conn, after, limit=limit, max_bytes=max_bytes, entity_types=sub.entity_types
+        )
 
     if not params.live:
         return await json_page(runtime, read_after, sub.accepts, resolved, params.limit)
@@ -198,27 +198,35 @@ async def _open_member(
     # An open stream is one use of its session: it ends when the session would, unused.
     sub.expires_at = runtime.sessions.expires_at(caller)
 
-    async def read_after(after: int, limit: int, max_bytes: int) -> list[Activity]:
+    async def read_after(conn: AsyncConnection, after: int, limit: int, max_bytes: int) -> list[Activity]:
         if sub.scope is None:
             return []
-        async with runtime.database.reader.connect() as conn:
-            return await log.read_after(
-                conn,
-                after,
-                limit=limit,
-                max_bytes=max_bytes,
-                organization_id=organization_id,
-                entity_types=sub.entity_types,
-                scope=sub.scope,
-            )
+        return await log.read_after(
+            conn,
+            after,
+            limit=limit,
+            max_bytes=max_bytes,
+            organization_id=organization_id,
+            entity_types=sub.entity_types,
+            scope=sub.scope,
+        )
 
     async def reload_memberships() -> Resolved | None:
         # Registered by now: every membership event after this read reaches the
         # subscriber, and the version makes it skip those the read already contains.
         # Nothing is live before catch-up ends, so moving the cursor here drops only
         # held deliveries at or below "now".
-        grants, position = await load_memberships(runtime, caller.user_id, organization_id)
-        now = resolve(params.offset, newest=position, pruned_through=0) if now_at_prepare else None
+        known = caller.memberships
+        if known is not None and known.generation == runtime.callers.generation:
+            # The caller's own snapshot is still whole (see auth.sessions.Memberships):
+            # no read. "Now" is then where this process's tailer is (or the snapshot, if
+            # newer): everything after it is still to be routed, so it arrives live.
+            grants, position = known.in_organization(organization_id), known.as_of
+            newest = max(position, runtime.tailer.position)
+        else:
+            grants, position = await load_memberships(runtime, caller.user_id, organization_id)
+            newest = position
+        now = resolve(params.offset, newest=newest, pruned_through=0) if now_at_prepare else None
         if now is not None:
             sub.cursor = now.after
         sub.reset_memberships(grants, position)

@@ -7,8 +7,9 @@ interleaving is controlled rather than hoped for: the real pages route, a real S
 log, the real bus and the real log tailer, whose reads (``drain``) run only where the
 schedule says, as do the commits. Every point where the open can be overtaken is a
 point of the schedule: before the route (which reads the log position), between the
-route and registration, between registration and catch-up (the response head and the
-``retry`` frame), during catch-up's writes, and after the ``offset`` frame.
+route and registration, between registration and catch-up (the response head), after
+the memberships read, during catch-up's writes (the first carries the ``retry`` frame),
+and after the ``offset`` frame.
 
 Whatever the schedule, the stream must deliver, after its ``offset`` frame, exactly the
 activities above the frame's cursor, each once, in order; and nothing at or below it.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ from syncstream import StreamSlice, Syncstream, _streams, open_slice
 from syncstream.activities import log
 from syncstream.activities.model import NewActivity
 from syncstream.activities.writer import WriteTransaction
-from syncstream.auth.sessions import Caller
+from syncstream.auth.sessions import Caller, Memberships
 from syncstream.config import Settings
 from syncstream.db.migrate import upgrade
 from syncstream.db.schema import Membership, Organization, User
@@ -45,7 +47,9 @@ from syncstream.stream.response import SSEResponse
 from syncstream.stream.sse import SSEParser
 
 POINTS = ("before_route", "before_registration", "head", "retry", "prepare", "catch_up", "after_offset")
-STREAMS = ("pages", "org")
+#: "org-cached": the org stream of a caller whose membership snapshot is current (as one
+#: from the caller cache is): it reads nothing once registered, and "now" is the tailer's.
+STREAMS = ("pages", "org", "org-cached")
 ORG = "org_now"
 CALLER = Caller(
     user_id="u_now",
@@ -142,6 +146,14 @@ async def open_now(runtime: Runtime, stream: str, schedule: Schedule) -> SSEResp
     if stream == "pages":
         request = now_request("/pages/stream")
         response = await open_slice(runtime, request, StreamSlice.public(), types={"page"}, stream="pages")
+    elif stream == "org-cached":
+        # As if the caller had just been authenticated: its snapshot as of the log's end.
+        async with runtime.database.reader.connect() as conn:
+            as_of = await log.newest_id(conn)
+        snapshot = Memberships((("m_now", Grant(ORG, None, "admin")),), as_of, runtime.callers.generation)
+        request = now_request(f"/organizations/{ORG}/sync/stream")
+        where = StreamSlice(ORG, None, replace(CALLER, memberships=snapshot))
+        response = await open_slice(runtime, request, where, types={"attachment"}, stream="org")
     else:
         read = _streams.load_memberships
 
@@ -180,7 +192,8 @@ async def run_schedule(
             return
         if body.startswith(b"retry:"):
             await schedule.at("retry")
-        elif body:
+        if body and not offset_seen.is_set():
+            # Catch-up's writes (the first carries the retry hint too); later ones are live.
             await schedule.at("catch_up")
         events.extend(parser.feed(body))
         if any(e.event == "offset" for e in events):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from syncstream import problems
 from syncstream.activities import log
@@ -54,10 +54,11 @@ def accept(_: Activity) -> bool:
 async def test_a_prune_racing_the_read_is_must_refetch_not_a_gap(runtime: Runtime) -> None:
     ids = await write_pages(runtime, 5)
 
-    async def read_after_a_prune(after: int, limit: int, max_bytes: int) -> list[Activity]:
+    async def read_after_a_prune(
+        conn: AsyncConnection, after: int, limit: int, max_bytes: int
+    ) -> list[Activity]:
         await prune_all_but_newest(runtime)  # lands between the offset check and the read
-        async with runtime.database.reader.connect() as conn:
-            return await log.read_after(conn, after, limit=limit, max_bytes=max_bytes)
+        return await log.read_after(conn, after, limit=limit, max_bytes=max_bytes)
 
     with pytest.raises(problems.Problem) as refused:
         await json_page(runtime, read_after_a_prune, accept, Resolved(after=ids[0], reported=ids[0]), 10)
@@ -68,9 +69,8 @@ async def test_a_prune_racing_the_read_is_must_refetch_not_a_gap(runtime: Runtim
 async def test_without_a_prune_the_page_is_served(runtime: Runtime) -> None:
     ids = await write_pages(runtime, 5)
 
-    async def read_after(after: int, limit: int, max_bytes: int) -> list[Activity]:
-        async with runtime.database.reader.connect() as conn:
-            return await log.read_after(conn, after, limit=limit, max_bytes=max_bytes)
+    async def read_after(conn: AsyncConnection, after: int, limit: int, max_bytes: int) -> list[Activity]:
+        return await log.read_after(conn, after, limit=limit, max_bytes=max_bytes)
 
     response = await json_page(runtime, read_after, accept, Resolved(after=ids[0], reported=ids[0]), 10)
     page = orjson.loads(bytes(response.body))
@@ -98,9 +98,8 @@ async def test_a_json_page_stops_at_the_configured_bytes(
 
         ids = await runtime.writer.run(record)
 
-        async def read_after(after: int, limit: int, max_bytes: int) -> list[Activity]:
-            async with runtime.database.reader.connect() as conn:
-                return await log.read_after(conn, after, limit=limit, max_bytes=max_bytes)
+        async def read_after(conn: AsyncConnection, after: int, limit: int, max_bytes: int) -> list[Activity]:
+            return await log.read_after(conn, after, limit=limit, max_bytes=max_bytes)
 
         response = await json_page(runtime, read_after, accept, Resolved(after=0, reported=None), 100)
         page = orjson.loads(bytes(response.body))

@@ -46,9 +46,11 @@ async def fetch_all(
     values = tuple(given[name] if name in given else literals[name] for name in names)
     _check(values)
     raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
     try:
-        async with raw.driver_connection.execute(sql, values) as cursor:  # type: ignore[union-attr]
-            rows: Sequence[Sequence[Any]] = await cursor.fetchall()
+        # One hop to the driver's thread (execute, fetch and close there) where its cursor
+        # API takes three; the hook fetch_within uses too.
+        rows: Sequence[Sequence[Any]] = await driver._execute(_fetch, driver._conn, sql, values)
     except sqlite3.Error as exc:
         # Wrapped as SQLAlchemy wraps driver errors, so callers catch the same exceptions.
         raise DBAPIError.instance(sql, values, exc, sqlite3.Error, dialect=conn.dialect) from exc
@@ -87,6 +89,15 @@ async def fetch_within(
     except sqlite3.Error as exc:
         raise DBAPIError.instance(sql, values, exc, sqlite3.Error, dialect=conn.dialect) from exc
     return rows, cut
+
+
+def _fetch(connection: sqlite3.Connection, sql: str, values: tuple[Any, ...]) -> list[Any]:
+    """On the driver's thread: every row of ``sql``."""
+    cursor = connection.execute(sql, values)
+    try:
+        return cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 def _take_within(

@@ -33,8 +33,18 @@ def async_url(url: str) -> str:
 
 
 def _sqlite_engine(url: str, *, immediate: bool, pool_size: int, capture: bool = False) -> AsyncEngine:
+    # No rollback when a connection goes back to the pool: the driver is in autocommit
+    # (see _on_connect), so only a transaction begun through SQLAlchemy can be open, and
+    # SQLAlchemy rolls that back itself as the connection closes. The pool's own rollback
+    # came on top of every read made straight on the driver (db/driver_read.py): one more
+    # hop to the driver's thread per read, a fifth of a resuming stream's open.
     engine = create_async_engine(
-        url, pool_size=pool_size, max_overflow=0, pool_timeout=30, connect_args={"timeout": 30}
+        url,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_timeout=30,
+        pool_reset_on_return=None,
+        connect_args={"timeout": 30},
     )
     _configure_sqlite(engine.sync_engine, immediate=immediate, capture=capture)
     return engine

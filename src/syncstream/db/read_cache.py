@@ -35,6 +35,11 @@ class ReadCache(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def generation(self) -> int:
+        """Moves on at every :meth:`clear`: what was read in an earlier one may be stale."""
+        return self._generation
+
     def get(self, key: K) -> V | None:
         entry = self._entries.get(key)
         if entry is None:

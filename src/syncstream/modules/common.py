@@ -107,8 +107,9 @@ async def caller_of(runtime: Runtime, token: str | None) -> Caller:
     async def load() -> Caller | None:
         nonlocal loaded
         loaded = True
+        generation = runtime.callers.generation
         async with runtime.database.reader.connect() as conn:
-            return await authenticate(conn, key)
+            return await authenticate(conn, key, generation)
 
     caller = await runtime.callers.get_or_load(key, load)
     if caller is None:

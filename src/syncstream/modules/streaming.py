@@ -7,11 +7,14 @@ contract's two modes, so both streams behave the same at every edge.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -43,9 +46,14 @@ from syncstream.stream.subscriber import Subscriber
 logger = logging.getLogger("syncstream.stream")
 
 #: Reads activities after an ID, already narrowed (in SQL) to what the caller may see:
-#: ``read_after(after, limit, max_bytes)``, as :func:`syncstream.activities.log.read_after`
+#: ``read_after(conn, after, limit, max_bytes)``, as :func:`syncstream.activities.log.read_after`
 #: does (a :class:`~syncstream.activities.log.LogPage` tells when the byte bound cut it).
-ReadAfter = Callable[[int, int, int], Awaitable[list[Activity]]]
+#: The connection is the caller's: the pruning check after the read goes on it too.
+ReadAfter = Callable[[AsyncConnection, int, int, int], Awaitable[list[Activity]]]
+
+
+#: How long catch-up waits for this process's tailer to route rows its read found.
+TAILER_WAIT_SECONDS = 0.25
 
 
 def _cut(rows: list[Activity]) -> bool:
@@ -81,8 +89,12 @@ def parse_params(request: Request, known_types: Collection[str]) -> StreamParams
 
 async def resolve_offset(runtime: Runtime, offset: Offset) -> Resolved:
     # Each kind of offset needs only one of the two (and "now", the usual, no pruning).
+    # A resume from an ID this process's tailer has passed is not beyond the newest
+    # activity: only the pruning is read.
+    routed = runtime.tailer.position
+    read_newest = offset.kind == "now" or (offset.kind == "after" and offset.id > routed)
     async with runtime.database.reader.connect() as conn:
-        newest = 0 if offset.kind == "all" else await log.newest_id(conn)
+        newest = await log.newest_id(conn) if read_newest else routed
         pruned = 0 if offset.kind == "now" else await log.pruned_through(conn)
     try:
         return resolve(offset, newest=newest, pruned_through=pruned)
@@ -102,14 +114,13 @@ async def json_page(
     A page holds at most ``limit`` activities and at most ``SYNCSTREAM_PAGE_BYTES`` of
     them (but always one): it may hold fewer than ``limit`` with ``hasMore`` true.
     """
-    rows = await read_after(resolved.after, limit + 1, runtime.settings.page_bytes)
-    if resolved.after > 0:
-        async with runtime.database.reader.connect() as conn:
-            pruned = await log.pruned_through(conn)
-        if pruned > resolved.after:
-            raise problems.must_refetch(
-                f"history was pruned through {pruned} while this page was read; start again from -1"
-            )
+    async with runtime.database.reader.connect() as conn:
+        rows = await read_after(conn, resolved.after, limit + 1, runtime.settings.page_bytes)
+        pruned = await log.pruned_through(conn) if resolved.after > 0 else 0
+    if pruned > resolved.after:
+        raise problems.must_refetch(
+            f"history was pruned through {pruned} while this page was read; start again from -1"
+        )
     has_more = len(rows) > limit or _cut(rows)
     messages = [render_message(a) for a in rows[:limit] if accept(a)]
     cursor = rows[min(len(rows), limit) - 1].id if rows else resolved.reported
@@ -162,10 +173,15 @@ def open_sse(
             return CatchUpPage([], after, complete=True)
         # Bounded by bytes as well as rows: replay writes each page (waiting while the
         # transport is paused) before it reads the next, so a stream holds one page.
-        rows = await read_after(after, page_size, page_bytes)
-        if await pruned_past(after):
+        # One connection for the read and the pruning check after it.
+        async with runtime.database.reader.connect() as conn:
+            rows = await read_after(conn, after, page_size, page_bytes)
+            pruned = await log.pruned_through(conn)
+        if pruned_past(after, pruned):
             return CatchUpPage([], after, complete=False)  # the subscriber is closed: replay ends
         complete = len(rows) < page_size and not _cut(rows)
+        if rows and rows[-1].id > until:
+            until = await routed_through(rows[-1].id)
         if rows and rows[-1].id > until:
             rows = [a for a in rows if a.id <= until]
             complete = True
@@ -176,7 +192,19 @@ def open_sse(
         metrics.catchup_bytes.labels("sse").inc(sum(len(frame) for _, frame in frames))
         return CatchUpPage(frames, rows[-1].id if rows else after, complete=complete)
 
-    async def pruned_past(after: int) -> bool:
+    async def routed_through(newest: int) -> int:
+        """Where the tailer is once it has routed ``newest``, or after a short wait.
+
+        The read found rows the tailer has not routed yet: committed a moment ago, their
+        doorbell or this process's own commit has woken it. Waiting for it keeps them in
+        catch-up, before the ``offset`` frame, as a client that wrote them before it
+        reconnected expects; a tailer that lags longer leaves them to arrive live."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(TAILER_WAIT_SECONDS):
+                await tailer.wait_for(newest)
+        return tailer.position
+
+    def pruned_past(after: int, pruned: int) -> bool:
         """Whether an operator pruned history beyond ``after`` since the cursor was checked.
 
         A slow client can take minutes over its catch-up, and ``activities prune`` may run
@@ -185,8 +213,6 @@ def open_sse(
         ends as a too-old cursor is refused, with ``must_refetch``; the frames sent so far
         were a gapless prefix. (tests/hardening/test_retention.py found the gap.)
         """
-        async with runtime.database.reader.connect() as conn:
-            pruned = await log.pruned_through(conn)
         if pruned <= after:
             return False
         detail = f"history was pruned through {pruned} while this stream caught up; start again from -1"

@@ -12,6 +12,7 @@ Not thread-safe: used from one event loop, where no ``await`` interleaves with i
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import sys
 from collections.abc import Mapping, Sequence
@@ -89,10 +90,12 @@ class StreamQuota:
                 del self._counts[key]  # holders come and go: keep only those with streams
 
 
+@functools.lru_cache(maxsize=4096)
 def address_holder(host: str) -> str:
     """The holder a client address counts as: the address itself, or for IPv6 its /64
     (one subscriber line or host gets a whole /64, so counting single addresses would
-    let one client take as many quotas as it likes)."""
+    let one client take as many quotas as it likes). Cached: parsing the address was a
+    twentieth of a stream open, and a client reconnects from the same one."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:

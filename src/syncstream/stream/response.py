@@ -112,13 +112,16 @@ class StreamMiddleware:
         if self._opening is None:
             self._opening = asyncio.Semaphore(self.max_opening)
         gate = self._opening
-        try:
-            async with asyncio.timeout(self.open_wait_seconds):
-                await gate.acquire()
-        except TimeoutError:
-            detail = "Too many streams are opening at once; try again shortly."
-            await _refuse(send, 503, "unavailable", detail, retry_after=OPEN_RETRY_AFTER_SECONDS)
-            return
+        if not gate.locked():
+            await gate.acquire()  # a free slot: taken at once, no deadline to arm
+        else:
+            try:
+                async with asyncio.timeout(self.open_wait_seconds):
+                    await gate.acquire()
+            except TimeoutError:
+                detail = "Too many streams are opening at once; try again shortly."
+                await _refuse(send, 503, "unavailable", detail, retry_after=OPEN_RETRY_AFTER_SECONDS)
+                return
         held = True
 
         def give_back() -> None:
@@ -257,8 +260,9 @@ class SSEResponse(Response):
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             self.raw_headers = []  # sent: not held for as long as the stream runs
-            await self._write(send, retry_frame(self.retry_ms))
-            await self._write_catch_up(send)
+            # The retry hint goes out with catch-up's first chunk (often only the offset
+            # frame): one write, one syscall, fewer per open.
+            await self._write_catch_up(send, retry_frame(self.retry_ms))
             self.catch_up = None  # and with it the closures that read the log
             if flusher is not None and not subscriber.closed:
                 held = self._hand_over(cycle, flusher, watcher)
@@ -313,15 +317,16 @@ class SSEResponse(Response):
         finally:
             self._writing = False
 
-    async def _write_catch_up(self, send: Send) -> None:
+    async def _write_catch_up(self, send: Send, first: bytes) -> None:
+        """Write ``first``, then catch-up's chunks: ``first`` with the first of them."""
         subscriber = self.subscriber
-        if self.catch_up is None:
-            return
         try:
-            async for chunk in self.catch_up:
-                if subscriber.closed:
-                    return
-                await self._write(send, chunk)
+            if self.catch_up is not None:
+                async for chunk in self.catch_up:
+                    if subscriber.closed:
+                        break
+                    await self._write(send, first + chunk if first else chunk)
+                    first = b""
         except (OSError, asyncio.CancelledError):
             raise
         except Exception as exc:  # the log became unreadable mid-stream
@@ -331,6 +336,8 @@ class SSEResponse(Response):
                 error_frame("unavailable", 503, "The activity log is unavailable; reconnect to resume."),
                 discard_queued=True,
             )
+        if first:  # nothing was written: the hint still comes before anything else
+            await self._write(send, first)
 
     async def _watch_disconnect(self, receive: Receive) -> None:
         while True:
