@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator, Iterator
 import orjson
 import pytest
 
-from capture.test_server import Plain, change
+from capture.plain import Plain
+from capture.test_server import change
 from databases import create_postgres_database, drop_postgres_database
 from example_apps.conftest import AppServer
 from example_apps.test_tasks import add_task, new_project

@@ -9,15 +9,13 @@ it; on SQLite external writes are found by the tailer's poll (set short here).
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import orjson
 import pytest
 
+from capture.plain import Plain
 from databases import create_postgres_database, drop_postgres_database
 from harness import Api, ServerProcess, Stream, unique
 
@@ -50,46 +48,6 @@ def capture_server(
     server.stop()
     if request.param == "postgresql":
         asyncio.run(drop_postgres_database(url))
-
-
-class Plain:
-    """A client of the database that knows nothing of syncstream."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    async def run(self, *statements: tuple[str, tuple[Any, ...]], rollback: bool = False) -> None:
-        if self.url.startswith("sqlite"):
-            await asyncio.to_thread(self._sqlite, statements, rollback)
-            return
-        conn = await asyncpg.connect(self.url)
-        try:
-            tx = conn.transaction()
-            await tx.start()
-            for sql, args in statements:
-                await conn.execute(_dollars(sql), *args)
-            await (tx.rollback() if rollback else tx.commit())
-        finally:
-            await conn.close()
-
-    def _sqlite(self, statements: tuple[tuple[str, tuple[Any, ...]], ...], rollback: bool) -> None:
-        conn = sqlite3.connect(self.url.removeprefix("sqlite:///"), isolation_level=None, timeout=30)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for sql, args in statements:
-                conn.execute(sql, args)
-            conn.execute("ROLLBACK" if rollback else "COMMIT")
-        finally:
-            conn.close()
-
-    def now(self) -> Any:
-        moment = datetime.now(UTC)
-        return moment.replace(tzinfo=None).isoformat(" ") if self.url.startswith("sqlite") else moment
-
-
-def _dollars(sql: str) -> str:
-    parts = sql.split("?")
-    return "".join(p + (f"${i + 1}" if i < len(parts) - 1 else "") for i, p in enumerate(parts))
 
 
 INSERT = (

@@ -5,7 +5,6 @@ records it, and what syncstream writes itself is recorded once."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -21,6 +20,7 @@ from sqlalchemy import Boolean, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from capture.plain import Plain
 from databases import create_postgres_database, drop_postgres_database
 from syncstream import entity_type, in_project
 from syncstream._capture import CaptureError, column_shape, set_capture
@@ -62,41 +62,6 @@ def item_json(i: Any) -> dict[str, Any]:
 
 
 ITEM = entity_type("item", Item, scope=in_project(), shape=item_json, untracked=["revision"])
-
-
-class Plain:
-    """A client of the database that knows nothing of syncstream: sqlite3 or asyncpg."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.sqlite = url.startswith("sqlite")
-
-    async def run(self, *statements: tuple[str, tuple[Any, ...]], rollback: bool = False) -> None:
-        """Run ``statements`` in one transaction (``?`` placeholders, rewritten for asyncpg)."""
-        if self.sqlite:
-            conn = sqlite3.connect(self.url.removeprefix("sqlite:///"), isolation_level=None, timeout=30)
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                for sql, args in statements:
-                    conn.execute(sql, args)
-                conn.execute("ROLLBACK" if rollback else "COMMIT")
-            finally:
-                conn.close()
-            return
-        pg = await asyncpg.connect(self.url)
-        try:
-            tx = pg.transaction()
-            await tx.start()
-            for sql, args in statements:
-                await pg.execute(_dollars(sql), *args)
-            await (tx.rollback() if rollback else tx.commit())
-        finally:
-            await pg.close()
-
-
-def _dollars(sql: str) -> str:
-    parts = sql.split("?")
-    return "".join(p + (f"${i + 1}" if i < len(parts) - 1 else "") for i, p in enumerate(parts))
 
 
 @dataclass
