@@ -5,6 +5,7 @@ the server's start-up."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from typing import Final
 
 from sqlalchemy import text
@@ -52,6 +53,24 @@ def check_urls(database_url: str, bus_url: str) -> None:
         raise CommandError(f"bad --bus-url: {exc}") from None
 
 
+def check_sqlite(database_url: str) -> None:
+    """Open a SQLite file with the standard library's driver (the one aiosqlite runs).
+
+    Through aiosqlite, a file that cannot be opened leaves its worker thread reporting a
+    future whose event loop has closed, a traceback racing the refusal's one line."""
+    path = make_url(database_url).database or ":memory:"
+    try:
+        connection = sqlite3.connect(path)
+        try:
+            connection.execute("SELECT 1")
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        raise CommandError(
+            f"cannot reach the database {describe_database(database_url)}: {reason(exc)}", code=1
+        ) from None
+
+
 async def check_database(database_url: str) -> None:
     """Connect once; a database that cannot be reached (or opened) is refused with the driver's reason."""
     database = Database.connect(database_url, pool_size=1)
@@ -76,4 +95,7 @@ def check_serve(database_url: str, bus_url: str) -> None:
     not refused: the server starts, reports the bus in ``/health`` and reconnects by itself (a bus may
     come up after the server)."""
     check_urls(database_url, bus_url)
-    asyncio.run(check_database(database_url))
+    if make_url(database_url).get_backend_name() == "sqlite":
+        check_sqlite(database_url)
+    else:
+        asyncio.run(check_database(database_url))
