@@ -47,9 +47,9 @@ class LogTailer:
         self.position = 0
         self.healthy = True
         self._wake = asyncio.Event()
-        self._advanced = asyncio.Condition()
-        #: Set, and replaced by a new one, each time the position advances: what every
-        #: write waiting in :meth:`routed` awaits (one wake-up each, no lock to queue on).
+        #: Set, and replaced by a new one, each time the position advances (and when the
+        #: tailer stops or fails): what :meth:`wait_for` and :meth:`routed` await, one
+        #: wake-up each, no lock to queue on.
         self._moved = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -83,8 +83,8 @@ class LogTailer:
 
     async def wait_for(self, activity_id: int) -> None:
         """Return once activity ``activity_id`` (or a later one) has been emitted."""
-        async with self._advanced:
-            await self._advanced.wait_for(lambda: self.position >= activity_id)
+        while self.position < activity_id:
+            await self._moved.wait()
 
     async def routed(self, activity_id: int) -> None:
         """Return once this process has routed ``activity_id``, read at once rather than
@@ -103,7 +103,7 @@ class LogTailer:
             await self._moved.wait()
 
     def _release(self) -> None:
-        """Wake every write waiting in :meth:`routed` (it checks the position again)."""
+        """Wake everything waiting on the position (each checks it again)."""
         moved, self._moved = self._moved, asyncio.Event()
         moved.set()
 
@@ -148,7 +148,5 @@ class LogTailer:
                     bus.emit(activity.type, activity)
             if batch:
                 self._release()
-                async with self._advanced:
-                    self._advanced.notify_all()
             if len(batch) < self.batch_size and not batch.cut:
                 return
