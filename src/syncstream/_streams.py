@@ -13,9 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import cast
 
-from sqlalchemy import Select, and_, bindparam, func, literal, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,12 +24,11 @@ from syncstream import problems
 from syncstream._access import MemberSubscriber, Permission, PublicSubscriber
 from syncstream.activities import log
 from syncstream.activities.model import Activity
-from syncstream.auth.sessions import Caller
-from syncstream.db.schema import Activity as ActivityRow
-from syncstream.db.schema import Membership, Project
+from syncstream.auth.sessions import Caller, load_user_memberships
+from syncstream.db.schema import Project
 from syncstream.modules.common import load_visible_org
 from syncstream.modules.streaming import json_page, open_sse, parse_params, resolve_offset, stream_holders
-from syncstream.permissions import Grant, Role, read_scope
+from syncstream.permissions import Grant, read_scope
 from syncstream.runtime import Runtime
 from syncstream.stream.cursor import Resolved, resolve
 
@@ -67,23 +65,6 @@ class StreamPaths:
         return any(p.match(path) for p in self._patterns)
 
 
-def _memberships_query() -> Select[int, str, str | None, str]:
-    """The user's memberships in an org with the log position, as one statement.
-
-    One statement is one snapshot on every database, and one round trip to the
-    driver's thread instead of four (BEGIN, two reads, COMMIT); the outer join from a
-    one-row select yields the position even without any membership. Built once, with
-    bound parameters, so SQLAlchemy does not rebuild and re-key it on every open.
-    """
-    position = select(func.coalesce(func.max(ActivityRow.id), 0)).scalar_subquery()
-    one = select(literal(1).label("one")).subquery()
-    mine = and_(Membership.user_id == bindparam("user_id"), Membership.organization_id == bindparam("org_id"))
-    return select(position, Membership.id, Membership.project_id, Membership.role).select_from(
-        one.outerjoin(Membership, mine)
-    )
-
-
-_MEMBERSHIPS = _memberships_query()
 _PROJECT_OWNER = select(Project.organization_id).where(Project.id == bindparam("id"))
 
 
@@ -91,15 +72,11 @@ async def load_memberships(
     runtime: Runtime, user_id: str, organization_id: str
 ) -> tuple[dict[str, Grant], int]:
     """The user's memberships in the org and the log position they were read at: later
-    membership events apply on top, earlier ones are in it."""
+    membership events apply on top, earlier ones are in it. (The same one-statement
+    snapshot authentication reads, narrowed to the org.)"""
     async with runtime.database.reader.connect() as conn:
-        rows = (await conn.execute(_MEMBERSHIPS, {"user_id": user_id, "org_id": organization_id})).all()
-    grants = {
-        mid: Grant(organization_id, project, cast(Role, role))
-        for _, mid, project, role in rows
-        if mid is not None
-    }
-    return grants, int(rows[0][0])
+        found = await load_user_memberships(conn, user_id)
+    return found.in_organization(organization_id), found.as_of
 
 
 async def organization_slice(
