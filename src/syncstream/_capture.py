@@ -23,9 +23,11 @@ anything else cannot be rendered by a trigger, and enabling capture says so.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from sqlalchemy import Column, Connection, inspect, text
@@ -34,10 +36,13 @@ from sqlalchemy.types import TypeDecorator
 from syncstream._capture_shape import CaptureError, Ref, attribute_columns, column_shape, python_type
 from syncstream._entities import EntityType
 from syncstream.activities.log import ORDERING_LOCK_KEY
+from syncstream.activities.transports.base import POSTGRES_SCHEMES, channel_for_database
+from syncstream.config import Settings
 from syncstream.db.engine import Database
 from syncstream.db.migrate import MIGRATION_LOCK
 
 PREFIX = "syncstream_capture_"
+logger = logging.getLogger("syncstream")
 MARKER_TABLE = "syncstream_capture_writer"
 #: The transaction-local settings a PostgreSQL client may set to say who wrote and which
 #: ``tx`` to echo (syncstream's own writes set ``syncstream.writing``).
@@ -293,3 +298,29 @@ async def set_capture(
 
     async with database.writer.begin() as conn:
         return await conn.run_sync(apply)
+
+
+def notify_channel(settings: Settings) -> str | None:
+    """The doorbell's channel when it LISTENs on this very database (the triggers then
+    ring it themselves at commit), else None."""
+    bus, database = settings.bus_url, settings.database_url
+    if urlsplit(bus).scheme.lower() not in POSTGRES_SCHEMES:
+        return None
+    if channel_for_database(bus) != channel_for_database(database):
+        return None
+    return settings.bus_channel or channel_for_database(database)
+
+
+async def apply_settings(database: Database, settings: Settings, entities: list[EntityType]) -> None:
+    """Install the triggers of every declared type (capture on), or remove any (off),
+    saying which types have no table yet."""
+    wanted = entities if settings.capture else []
+    captured = await set_capture(database, wanted, notify_channel=notify_channel(settings))
+    if wanted:
+        missing = sorted({e.name for e in wanted} - set(captured))
+        logger.info("change capture on: %s", ", ".join(captured) or "no table yet")
+        if missing:
+            logger.warning(
+                "change capture: no table yet for %s: call sync.capture() once it exists",
+                ", ".join(missing),
+            )

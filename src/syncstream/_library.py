@@ -10,7 +10,6 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
 from typing import Annotated, Any, TypeVar, get_args, get_origin, get_type_hints
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.routing import APIRoute
@@ -30,7 +29,7 @@ from syncstream._access import (
     end_session_streams,
     route,
 )
-from syncstream._capture import set_capture
+from syncstream._capture import apply_settings
 from syncstream._entities import (
     EntityType,
     Scope,
@@ -46,7 +45,7 @@ from syncstream._lifetime import close_streams, close_streams_on_exit_signal
 from syncstream._streams import StreamPaths, StreamSlice, open_slice, organization_slice
 from syncstream.activities import log
 from syncstream.activities.model import Action, Activity
-from syncstream.activities.transports.base import POSTGRES_SCHEMES, channel_for_database, redact_url
+from syncstream.activities.transports.base import redact_url
 from syncstream.activities.writer import WriteTransaction
 from syncstream.auth import passwords
 from syncstream.auth.sessions import Caller
@@ -357,7 +356,7 @@ class Syncstream:
         follow the log, ping idle streams) and stop."""
         runtime = self.runtime
         await upgrade(runtime.database)
-        await self._set_capture()
+        await apply_settings(self.runtime.database, self.settings, list(self.entities.values()))
         await runtime.tailer.start()
         # What start-up made (modules, routes, the schema) lives as long as the process:
         # moved out of the cyclic collector's way, every later collection is cheaper.
@@ -381,33 +380,12 @@ class Syncstream:
             await runtime.tailer.stop()
             await runtime.database.dispose()
 
-    async def _set_capture(self) -> None:
-        """Install the change-capture triggers of every declared type (capture on), or
-        remove any (off), in one transaction under the migration lock."""
-        settings = self.settings
-        entities = list(self.entities.values()) if settings.capture else []
-        channel = None
-        if urlsplit(settings.bus_url).scheme.lower() in POSTGRES_SCHEMES and channel_for_database(
-            settings.bus_url
-        ) == channel_for_database(settings.database_url):
-            # The doorbell LISTENs on this very database: the triggers ring it themselves.
-            channel = settings.bus_channel or channel_for_database(settings.database_url)
-        captured = await set_capture(self.runtime.database, entities, notify_channel=channel)
-        if entities:
-            missing = sorted({e.name for e in entities} - set(captured))
-            logger.info("change capture on: %s", ", ".join(captured) or "no table yet")
-            if missing:
-                logger.warning(
-                    "change capture: no table yet for %s: call sync.capture() once it exists",
-                    ", ".join(missing),
-                )
-
     async def capture(self) -> None:
         """With ``SYNCSTREAM_CAPTURE=on``, (re)install the change-capture triggers of every
         declared type whose table exists (docs/capture.md): call it after creating tables
         inside the app's lifespan. :meth:`lifespan` does it at start already; with capture
         off it removes them."""
-        await self._set_capture()
+        await apply_settings(self.runtime.database, self.settings, list(self.entities.values()))
 
     def install(self, app: FastAPI, *, identity: bool = True, middleware: bool = True) -> None:
         """Mount into an existing app: the stream routes, syncstream's error answers,
