@@ -13,7 +13,7 @@ DEFAULT_DATABASE_URL = "sqlite:///syncstream.db"
 DEFAULT_BUS_URL = "memory://"
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_int(name: str, default: int, *, minimum: int = 1) -> int:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -21,8 +21,9 @@ def _env_int(name: str, default: int) -> int:
         value = int(raw)
     except ValueError as exc:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value}")
+    if value < minimum:
+        least = "positive" if minimum == 1 else f"at least {minimum}"
+        raise ValueError(f"{name} must be {least}, got {value}")
     return value
 
 
@@ -75,6 +76,11 @@ class Settings:
     #: log for a stream holds: an SSE catch-up page, a JSON page. A single larger activity
     #: is still read alone, so every reader moves on.
     page_bytes: int = 1024 * 1024
+    #: The newest activities each process keeps after routing them (and reads at start),
+    #: at most so many and about so many bytes: a stream resuming within them catches up
+    #: from memory, not the database (a restart's reconnections). 0 turns it off.
+    recent_activities: int = 4096
+    recent_bytes: int = 8 * 1024 * 1024
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     #: Failed sign-ins allowed per account in one window (per client address: ten times as many).
     #: Argon2id cost of new password hashes (argon2-cffi's defaults).
@@ -124,6 +130,8 @@ class Settings:
             max_body_bytes=_env_int("SYNCSTREAM_MAX_BODY_BYTES", 1024 * 1024),
             poll_seconds=_env_float("SYNCSTREAM_POLL_SECONDS", 1.0),
             page_bytes=_env_int("SYNCSTREAM_PAGE_BYTES", 1024 * 1024),
+            recent_activities=_env_int("SYNCSTREAM_RECENT_ACTIVITIES", 4096, minimum=0),
+            recent_bytes=_env_int("SYNCSTREAM_RECENT_BYTES", 8 * 1024 * 1024),
             cors_origins=_env_list("SYNCSTREAM_CORS_ORIGINS"),
             password_time_cost=_env_int("SYNCSTREAM_PASSWORD_TIME_COST", 3),
             password_memory_kib=_env_int("SYNCSTREAM_PASSWORD_MEMORY_KIB", 65536),

@@ -82,7 +82,13 @@ def build_runtime(settings: Settings) -> Runtime:
         await writer.run(lambda tx: record_last_used(tx.session, used))
 
     tailer = LogTailer(
-        database, bus, doorbell, poll_seconds=settings.poll_seconds, max_bytes=settings.page_bytes
+        database,
+        bus,
+        doorbell,
+        poll_seconds=settings.poll_seconds,
+        max_bytes=settings.page_bytes,
+        recent_count=settings.recent_activities,
+        recent_bytes=settings.recent_bytes,
     )
     writer.routed = tailer.routed  # read your writes: on a stream opened after the answer
     return Runtime(

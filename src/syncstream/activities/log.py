@@ -11,7 +11,7 @@ committed or never will. The lock covers only the tail of each write transaction
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from functools import lru_cache
 from itertools import starmap
@@ -40,6 +40,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from syncstream.activities.model import Activity, NewActivity
 from syncstream.db.driver_read import fetch_all, fetch_within, is_sqlite
+from syncstream.db.inline_read import InlineReader
 from syncstream.db.prepared import PreparedInsert
 from syncstream.db.schema import Activity as ActivityRow
 from syncstream.db.schema import LogState
@@ -215,6 +216,26 @@ async def read_after(
     return page
 
 
+def read_after_inline(reader: InlineReader, after: int, *, limit: int, max_bytes: int) -> LogPage | None:
+    """:func:`read_after` of the whole log on SQLite's inline reader (db/inline_read.py),
+    or None when it cannot be read at once: for small reads that the event loop can wait
+    for (a few rows take less than the hand-off to the driver's thread would)."""
+    params = {"after": after, "limit": limit}
+    got = reader.fetch_within(
+        _query_after(None, None, None),
+        params,
+        sized=_SIZED,
+        overhead=MESSAGE_OVERHEAD_BYTES,
+        max_bytes=max_bytes,
+    )
+    if got is None:
+        return None
+    rows, cut = got
+    page = LogPage([Activity(*row[:-1], stored_iso_ms(row[-1])) for row in rows])  # type: ignore[call-arg]
+    page.cut = cut
+    return page
+
+
 #: The columns of ``_COLUMNS`` whose text is counted in an activity's size.
 _SIZED = tuple(i for i, column in enumerate(_COLUMNS) if column.name in ("changed_keys", "tx", "data"))
 
@@ -299,9 +320,29 @@ async def newest_id(conn: AsyncConnection) -> int:
     return int((await fetch_all(conn, _NEWEST))[0][0])
 
 
+_BEFORE_NEWEST = (
+    select(_t.c.id).order_by(_t.c.id.desc()).limit(1).offset(bindparam("count", 0, type_=Integer()))
+)
+
+
+async def id_before_newest(conn: AsyncConnection, count: int) -> int:
+    """The ID just below the newest ``count`` activities (0 when the log holds no more)."""
+    rows = await fetch_all(conn, _BEFORE_NEWEST, {"count": count})
+    return int(rows[0][0]) if rows else 0
+
+
 async def pruned_through(conn: AsyncConnection) -> int:
     """Every activity with an ID at or below this was deleted by an operator."""
-    rows = await fetch_all(conn, _PRUNED, {"key": PRUNED_THROUGH})
+    return _pruned_value(await fetch_all(conn, _PRUNED, {"key": PRUNED_THROUGH}))
+
+
+def pruned_through_inline(reader: InlineReader) -> int | None:
+    """:func:`pruned_through`, read on the loop's thread; None if it cannot be at once."""
+    rows = reader.fetch(_PRUNED, {"key": PRUNED_THROUGH})
+    return None if rows is None else _pruned_value(rows)
+
+
+def _pruned_value(rows: Sequence[Sequence[Any]]) -> int:
     return int(rows[0][0] or 0) if rows else 0
 
 

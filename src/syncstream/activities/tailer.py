@@ -12,15 +12,21 @@ import contextlib
 import logging
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from syncstream.activities import log
 from syncstream.activities.bus import ActivityBus
+from syncstream.activities.model import Activity
+from syncstream.activities.recent import RecentActivities
 from syncstream.activities.transports import Doorbell
 from syncstream.db.engine import Database
 
 logger = logging.getLogger("syncstream.tailer")
 
 _BACKOFF_MAX = 5.0
+#: Rows (and bytes, without a bound of the tailer's own) of one read on the event loop's thread.
+INLINE_BATCH = 64
+INLINE_MAX_BYTES = 1024 * 1024
 
 
 class LogTailer:
@@ -33,6 +39,8 @@ class LogTailer:
         poll_seconds: float = 1.0,
         batch_size: int = 1000,
         max_bytes: int | None = None,
+        recent_count: int = 0,
+        recent_bytes: int = 0,
     ) -> None:
         self.database = database
         self.bus = bus
@@ -45,6 +53,9 @@ class LogTailer:
         self.max_bytes = max_bytes
         #: Highest activity ID emitted on the bus.
         self.position = 0
+        #: The newest activities routed (every one above its floor, up to ``position``):
+        #: what a stream resuming a little behind catches up from (see activities/recent.py).
+        self.recent = RecentActivities(max_count=recent_count, max_bytes=recent_bytes)
         self.healthy = True
         self._wake = asyncio.Event()
         #: Set, and replaced by a new one, each time the position advances (and when the
@@ -56,7 +67,7 @@ class LogTailer:
     async def start(self) -> None:
         try:
             async with self.database.reader.connect() as conn:
-                self.position = await log.newest_id(conn)
+                await self._load_recent(conn)
         except (SQLAlchemyError, OSError):
             # Start anyway; the loop retries and /health reports the database.
             self.healthy = False
@@ -72,6 +83,24 @@ class LogTailer:
             self._task = None
             self._release()
         await self.doorbell.close()
+
+    async def _load_recent(self, conn: AsyncConnection) -> None:
+        """Start at the newest activity, holding the newest ``recent_count`` of them: the
+        streams that reconnect after a restart are a few activities behind it."""
+        newest = await log.newest_id(conn)
+        recent = self.recent
+        floor = newest
+        held: list[Activity] = []
+        if recent.max_count > 0 and newest > 0:
+            floor = await log.id_before_newest(conn, recent.max_count)
+            page = await log.read_after(conn, floor, limit=recent.max_count, max_bytes=recent.max_bytes)
+            held = [a for a in page if a.id <= newest]
+            if page.cut or not held or held[-1].id != newest:
+                # Too big for the byte bound (or the log moved between the reads): start
+                # empty at the newest; what is routed from here on is held.
+                floor, held = newest, []
+        self.position = newest
+        recent.reset(floor, held)
 
     def _on_ring(self, activity_id: int | None) -> None:
         if activity_id is None or activity_id > self.position:
@@ -133,12 +162,23 @@ class LogTailer:
             backoff = 0.1
             self._release()
 
+    async def _read(self) -> log.LogPage:
+        # The usual read finds a few new rows: on SQLite it is made on this thread
+        # (db/inline_read.py), which takes less than handing it to the driver's thread
+        # and back, and delivers sooner; a longer backlog is read on in such steps.
+        inline = self.database.inline
+        if inline is not None:
+            batch = log.read_after_inline(
+                inline, self.position, limit=INLINE_BATCH, max_bytes=self.max_bytes or INLINE_MAX_BYTES
+            )
+            if batch is not None:
+                return batch
+        async with self.database.reader.connect() as conn:
+            return await log.read_after(conn, self.position, limit=self.batch_size, max_bytes=self.max_bytes)
+
     async def _drain(self) -> None:
         while True:
-            async with self.database.reader.connect() as conn:
-                batch = await log.read_after(
-                    conn, self.position, limit=self.batch_size, max_bytes=self.max_bytes
-                )
+            batch = await self._read()
             bus = self.bus
             for activity in batch:
                 self.position = activity.id
@@ -147,6 +187,7 @@ class LogTailer:
                 if bus.knows(activity.type):
                     bus.emit(activity.type, activity)
             if batch:
+                self.recent.extend(batch)
                 self._release()
-            if len(batch) < self.batch_size and not batch.cut:
+            if len(batch) < min(self.batch_size, INLINE_BATCH) and not batch.cut:
                 return

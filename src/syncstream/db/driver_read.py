@@ -41,10 +41,7 @@ async def fetch_all(
     if not is_sqlite(conn):
         result: Sequence[Sequence[Any]] = (await conn.execute(query, dict(params or {}))).all()
         return result
-    sql, names, literals = _compile(query, conn.dialect)
-    given = params or {}
-    values = tuple(given[name] if name in given else literals[name] for name in names)
-    _check(values)
+    sql, values = compile_for(query, conn.dialect, params)
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
     try:
@@ -55,6 +52,17 @@ async def fetch_all(
         # Wrapped as SQLAlchemy wraps driver errors, so callers catch the same exceptions.
         raise DBAPIError.instance(sql, values, exc, sqlite3.Error, dialect=conn.dialect) from exc
     return rows
+
+
+def compile_for(
+    query: Select[Any], dialect: Dialect, params: Mapping[str, Any] | None = None
+) -> tuple[str, tuple[Any, ...]]:
+    """``query``'s SQL for SQLite's driver (compiled once per statement) and its values."""
+    sql, names, literals = _compile(query, dialect)
+    given = params or {}
+    values = tuple(given[name] if name in given else literals[name] for name in names)
+    _check(values)
+    return sql, values
 
 
 async def fetch_within(
@@ -77,14 +85,12 @@ async def fetch_within(
     SQLite fast path's C ``fetchall`` otherwise). This reaches into aiosqlite's thread
     (``Connection._execute``, the hook its own methods use; the version is pinned).
     """
-    sql, names, literals = _compile(query, conn.dialect)
-    values = tuple(params[name] if name in params else literals[name] for name in names)
-    _check(values)
+    sql, values = compile_for(query, conn.dialect, params)
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
     try:
         rows, cut = await driver._execute(
-            _take_within, driver._conn, sql, values, tuple(sized), overhead, max_bytes
+            take_within, driver._conn, sql, values, tuple(sized), overhead, max_bytes
         )
     except sqlite3.Error as exc:
         raise DBAPIError.instance(sql, values, exc, sqlite3.Error, dialect=conn.dialect) from exc
@@ -100,7 +106,7 @@ def _fetch(connection: sqlite3.Connection, sql: str, values: tuple[Any, ...]) ->
         cursor.close()
 
 
-def _take_within(
+def take_within(
     connection: sqlite3.Connection,
     sql: str,
     values: tuple[Any, ...],

@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from syncstream.db.inline_read import InlineReader
 from syncstream.db.serial_writer import SerialWriter
 
 
@@ -116,6 +117,8 @@ class Database:
     reader: AsyncEngine
     writer: AsyncEngine
     serial: SerialWriter | None = None
+    #: SQLite's point reads on the event loop's thread (see inline_read.py); None elsewhere.
+    inline: InlineReader | None = None
 
     @property
     def dialect(self) -> str:
@@ -135,13 +138,16 @@ class Database:
             reader = _sqlite_engine(driver_url, immediate=False, pool_size=pool_size)
             writer = _sqlite_engine(driver_url, immediate=True, pool_size=1, capture=capture)
             thread = _serial_writer(driver_url, capture=capture) if serial else None
-            return cls(url=url, reader=reader, writer=writer, serial=thread)
+            inline = InlineReader.for_url(driver_url)
+            return cls(url=url, reader=reader, writer=writer, serial=thread, inline=inline)
         engine = create_async_engine(
             driver_url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=30, pool_pre_ping=True
         )
         return cls(url=url, reader=engine, writer=engine)
 
     async def dispose(self) -> None:
+        if self.inline is not None:
+            self.inline.close()
         if self.serial is not None:
             await asyncio.to_thread(self.serial.close)
         await self.writer.dispose()
