@@ -14,6 +14,7 @@ Misses are never stored, so something created a moment ago is found at once.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
@@ -31,6 +32,9 @@ class ReadCache(Generic[K, V]):
         self._clock = clock
         self._entries: dict[K, tuple[float, V]] = {}
         self._generation = 0
+        #: The load in flight per key, with the generation it started in (at most one
+        #: each: bounded by the keys being loaded at once).
+        self._loading: dict[K, tuple[int, asyncio.Future[V | None]]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -51,12 +55,33 @@ class ReadCache(Generic[K, V]):
         return value
 
     async def get_or_load(self, key: K, load: Callable[[], Awaitable[V | None]]) -> V | None:
-        """The cached value, or what ``load()`` reads (kept unless a clear came meanwhile)."""
+        """The cached value, or what ``load()`` reads (kept unless a clear came meanwhile).
+
+        Concurrent misses of one key in one generation share one load: after a restart
+        every client comes back at once, and a user's many tabs (or a thousand streams on
+        one token) would otherwise each read the same row before the first read is kept.
+        A miss that comes after a clear starts a load of its own, as it must not be
+        answered from a read that may predate the write behind the clear.
+        """
         value = self.get(key)
         if value is not None:
             return value
         generation = self._generation
-        value = await load()
+        flight = self._loading.get(key)
+        if flight is None or flight[0] != generation:
+            task = asyncio.ensure_future(self._load(key, generation, load))
+            flight = self._loading[key] = (generation, task)
+        # Shielded: one caller giving up (its client went away) does not end the load
+        # the others wait for.
+        return await asyncio.shield(flight[1])
+
+    async def _load(self, key: K, generation: int, load: Callable[[], Awaitable[V | None]]) -> V | None:
+        try:
+            value = await load()
+        finally:
+            flight = self._loading.get(key)
+            if flight is not None and flight[0] == generation:
+                del self._loading[key]
         if value is not None and generation == self._generation:
             if len(self._entries) >= self.max_entries:
                 # Oldest first: dicts keep insertion order.
