@@ -31,6 +31,12 @@ class CatchUpPage:
 
 
 FetchPage = Callable[[int], Awaitable[CatchUpPage]]
+#: A complete last page up to this size goes out in one write with the offset frame
+#: (a resume a few activities behind: one write, not two). A bigger one is written
+#: first, before the stream goes live: while a write waits on a slow reader, the
+#: deliveries arriving are held in the subscriber's pending list (which falls back to
+#: the log when it overflows), not in its outbox (which would cut the stream).
+JOIN_LAST_PAGE_BYTES = 16 * 1024
 _activity_id = itemgetter(0)
 
 
@@ -48,14 +54,21 @@ async def replay(subscriber: Subscriber, fetch_page: FetchPage, reported: int | 
         # Frames ascend by ID, so what is past the cursor is a suffix: found by bisection
         # rather than a comparison per frame (catch-up sends tens of thousands a second).
         start = bisect_right(frames, subscriber.cursor, key=_activity_id)
+        chunk = b""
         if start < len(frames):
             subscriber.cursor = last_sent = frames[-1][0]
-            yield b"".join([frame for _, frame in frames[start:]])
+            chunk = b"".join([frame for _, frame in frames[start:]])
         after = max(after, page.scanned_through)
         if page.complete:
+            if len(chunk) > JOIN_LAST_PAGE_BYTES:
+                yield chunk  # still catching up while it is written (see above)
+                chunk = b""
             # The offset frame is built before go_live() moves the cursor over the
-            # deliveries held during catch-up: those follow it as live frames.
+            # deliveries held during catch-up: those follow it as live frames (queued
+            # meanwhile, and written only after this last write of catch-up).
             frame = offset_frame(last_sent)
             if subscriber.go_live():
-                yield frame
+                yield chunk + frame
                 return
+        if chunk:
+            yield chunk
