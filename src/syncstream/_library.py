@@ -42,7 +42,7 @@ from syncstream._entities import (
 )
 from syncstream._entities import record as record_change
 from syncstream._lifetime import close_streams, close_streams_on_exit_signal
-from syncstream._streams import StreamPaths, StreamSlice, open_slice, organization_slice
+from syncstream._streams import StreamPaths, StreamSlice, hot_stream, open_slice, organization_slice
 from syncstream.activities import log
 from syncstream.activities.model import Action, Activity
 from syncstream.activities.transports.base import redact_url
@@ -52,6 +52,7 @@ from syncstream.auth.sessions import Caller
 from syncstream.config import Settings
 from syncstream.db.migrate import upgrade
 from syncstream.modules.common import CallerDep, current_caller, wire_read_caches
+from syncstream.modules.hot import HotStream
 from syncstream.modules.stream_docs import stream_route_docs
 from syncstream.modules.streaming import measured
 from syncstream.runtime import Runtime, build_runtime
@@ -70,6 +71,10 @@ _LIFECYCLE = {
     "organization.deleted": end_organization_streams,
     "session.revoked": end_session_streams,
 }
+
+
+#: ``gc``'s third threshold while syncstream runs (CPython's default is 10).
+FULL_COLLECTION_THRESHOLD = 100
 
 
 class Syncstream:
@@ -104,6 +109,8 @@ class Syncstream:
         self.router = APIRouter(tags=["streams"])
         #: The explicit stream marker, for ``StreamMiddleware``.
         self.stream_paths = StreamPaths()
+        #: The stream routes a server may serve on its hot path (see ``hot_stream``).
+        self.hot_streams: list[HotStream] = []
         self._hook = ring_later(self._committed)
         if organization_stream is not None:
             self._organization_stream(organization_stream)
@@ -310,14 +317,17 @@ class Syncstream:
                 inspect.Parameter("syncstream_request", inspect.Parameter.KEYWORD_ONLY, annotation=Request)
             )
 
-            async def endpoint(**kwargs: Any) -> Response:
-                request: Request = kwargs.pop("syncstream_request")
+            async def open_where(request: Request, kwargs: dict[str, Any]) -> Response:
                 where = await fn(**kwargs)
                 kinds = types if types is not None else self.types(public=where.organization_id is None)
                 rule = both(self.permission, permission)
                 return await open_slice(
                     self.runtime, request, where, types=kinds, stream=stream_name, permission=rule
                 )
+
+            async def endpoint(**kwargs: Any) -> Response:
+                request: Request = kwargs.pop("syncstream_request")
+                return await open_where(request, kwargs)
 
             endpoint.__signature__ = signature.replace(parameters=params, return_annotation=Response)  # type: ignore[attr-defined]
             endpoint.__name__ = fn.__name__
@@ -333,6 +343,8 @@ class Syncstream:
                 self._documented.append((target.routes[-1], not authenticated))
                 self._document_types()
             self.stream_paths.add(path)
+            if (hot := hot_stream(path, params[:-1], open_where)) is not None:
+                self.hot_streams.append(hot)
             return fn
 
         return decorate
@@ -361,6 +373,13 @@ class Syncstream:
         # What start-up made (modules, routes, the schema) lives as long as the process:
         # moved out of the cyclic collector's way, every later collection is cheaper.
         gc.freeze()
+        # Full collections a tenth as often: while thousands of streams reopen at once
+        # (a restart) the heap grows by a quarter again and again, and each full pass
+        # walked every open stream: half of the collector's time in a 10,000-stream
+        # storm (docs/performance.md). Young collections, which free a request's
+        # garbage, run as before.
+        young, middle, _ = gc.get_threshold()
+        gc.set_threshold(young, middle, FULL_COLLECTION_THRESHOLD)
         pinger = asyncio.create_task(
             keep_alive(runtime.subscribers.get_all, self.settings.keepalive_seconds),
             name="syncstream-keep-alive",

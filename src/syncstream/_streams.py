@@ -10,12 +10,16 @@ types and readable projects, and the lifecycle that ends or narrows the stream.
 
 from __future__ import annotations
 
+import inspect
 import re
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
+from typing import Annotated, Any, get_args, get_origin
 
+from fastapi import params
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.convertors import StringConvertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import compile_path
@@ -26,11 +30,55 @@ from syncstream.activities import log
 from syncstream.activities.model import Activity
 from syncstream.auth.sessions import Caller, load_user_memberships
 from syncstream.db.schema import Project
-from syncstream.modules.common import load_visible_org
+from syncstream.modules.common import current_caller, load_visible_org
+from syncstream.modules.hot import HotStream
 from syncstream.modules.streaming import json_page, open_sse, parse_params, resolve_offset, stream_holders
 from syncstream.permissions import Grant, read_scope
 from syncstream.runtime import Runtime
 from syncstream.stream.cursor import Resolved, resolve
+
+#: ``open_where(request, endpoint_arguments)``: a stream route's work (its endpoint's).
+OpenWhere = Callable[[Request, dict[str, Any]], Awaitable[Response]]
+
+
+def hot_stream(path: str, parameters: Iterable[inspect.Parameter], open_where: OpenWhere) -> HotStream | None:
+    """The hot path (modules/hot.py) of a stream route, if its endpoint takes nothing but
+    plain path parameters and the caller found by :func:`current_caller`: what the
+    framework would then do for it (route, solve those two) is done there directly.
+    Any other endpoint (a dependency of the application's, a query parameter) keeps the
+    framework's path. ``parameters`` carry their resolved annotations."""
+    path_params = compile_path(path)[2]
+    caller_name = None
+    for parameter in parameters:
+        hint = parameter.annotation
+        if _is_current_caller(hint, parameter.default):
+            caller_name = parameter.name
+        elif not (
+            hint is str
+            and isinstance(path_params.get(parameter.name), StringConvertor)
+            and parameter.default is inspect.Parameter.empty
+        ):
+            return None
+    if caller_name is None:
+        return None
+    name = caller_name
+
+    async def open_stream(request: Request, caller: Caller, params: dict[str, str]) -> Response:
+        return await open_where(request, {**params, name: caller})
+
+    return HotStream(path, open_stream)
+
+
+def _is_current_caller(hint: Any, default: Any) -> bool:
+    markers = [default]
+    if get_origin(hint) is Annotated:
+        hint, *extra = get_args(hint)
+        markers.extend(extra)
+    return (
+        isinstance(hint, type)
+        and issubclass(hint, Caller)
+        and any(isinstance(m, params.Depends) and m.dependency is current_caller for m in markers)
+    )
 
 
 @dataclass(frozen=True, slots=True)

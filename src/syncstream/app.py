@@ -20,7 +20,7 @@ from syncstream.logs import RequestIdMiddleware
 from syncstream.modules.attachments.entity import ATTACHMENT
 from syncstream.modules.attachments.routes import HOT_CREATE as HOT_ATTACHMENT_CREATE
 from syncstream.modules.attachments.routes import router as attachments_router
-from syncstream.modules.hot import HotRoute, HotRoutes
+from syncstream.modules.hot import HotRoute, HotRoutes, HotStream
 from syncstream.modules.memberships.routes import router as memberships_router
 from syncstream.modules.operations.admin import router as admin_router
 from syncstream.modules.operations.routes import router as operations_router
@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.syncstream = sync
     app.cors_origins = settings.cors_origins
     app.is_stream = sync.stream_paths
-    app.hot_routes = (HOT_ATTACHMENT_CREATE, HOT_PAGE_CREATE)
+    app.hot_routes = (HOT_ATTACHMENT_CREATE, HOT_PAGE_CREATE, *sync.hot_streams)
     app.state.sign_in_limiter = SignInLimiter(settings.sign_in_attempts, settings.sign_in_window_seconds)
     app.state.sign_up_limiter = SignUpLimiter(settings.sign_ups_per_address, settings.sign_up_window_seconds)
     app.state.sign_up_limiter = SignUpLimiter(settings.sign_ups_per_address, settings.sign_up_window_seconds)
@@ -108,7 +108,7 @@ class SyncstreamApp(FastAPI):
     cors_origins: tuple[str, ...] = ()
     is_stream: Callable[[str], bool] | None = None
     #: Operations served without the framework's per-request work (modules/hot.py).
-    hot_routes: tuple[HotRoute, ...] = ()
+    hot_routes: tuple[HotRoute | HotStream, ...] = ()
 
     def build_middleware_stack(self) -> ASGIApp:
         # Outside even Starlette's error middleware, which wraps ``send`` in a closure:
