@@ -23,6 +23,7 @@ from bench import procstat
 from bench.children import Child, call_all, call_each
 from bench.context import Context
 from bench.loadgen import OPEN_CONCURRENCY, Writer, split, statuses_ok
+from bench.profiling import Recorder, summarize
 from bench.report import Result, Target
 from bench.server import HOST, Server
 from bench.setup import Tenant, activity_ids_after, make_tenant, newest_id
@@ -163,9 +164,14 @@ async def run_storm(ctx: Context, result: Result) -> None:
             await server.start()
             ready = time.monotonic_ns()
             cpu_before = _cpu(server)
+            # With --profile, the restarted server from its first answer (py-spy takes a
+            # moment to attach: the first resumes go unrecorded, and are slowed a little).
+            recorder = _recorder(ctx, server, "storm")
             writes = asyncio.create_task(_write(writer, WRITES_DURING))
             progress = await _until_live(children, count, 60.0)
             cpu = _cpu(server) - cpu_before
+            if recorder is not None:
+                _summarize(ctx, recorder, "storm")
             await writes
             await _write(writer, 1)  # the end marker
             expected = await activity_ids_after(tenant, start)
@@ -175,6 +181,19 @@ async def run_storm(ctx: Context, result: Result) -> None:
         for child in children:
             await child.stop()
     _report_storm(result, count, progress, checked, expected, ready, stopped - stopping, cpu)
+
+
+def _recorder(ctx: Context, server: Server, name: str) -> Recorder | None:
+    if not ctx.options.profile:
+        return None
+    return Recorder(server.pid, ctx.results_dir / f"{name}.pyspy.txt")
+
+
+def _summarize(ctx: Context, recorder: Recorder, name: str) -> None:
+    raw = recorder.stop()
+    text_path = raw.with_suffix(".summary.txt")
+    text_path.write_text(summarize(raw).text() + "\n")
+    ctx.profiles[name] = str(text_path)
 
 
 def _cpu(server: Server) -> float:
