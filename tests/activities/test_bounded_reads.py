@@ -143,7 +143,17 @@ async def test_the_tailer_routes_a_burst_of_big_writes_in_bounded_reads(
         reads.append(list(page))
         return page
 
+    read_inline = log.read_after_inline
+
+    def recorded_inline(*args: object, **kwargs: object) -> log.LogPage | None:
+        # SQLite's tailer reads on the loop's thread (db/inline_read.py): the same bound.
+        page = read_inline(*args, **kwargs)  # type: ignore[arg-type]
+        if page is not None:
+            reads.append(list(page))
+        return page
+
     monkeypatch.setattr(log, "read_after", recorded)
+    monkeypatch.setattr(log, "read_after_inline", recorded_inline)
     await tailer._drain()
     assert routed == ids  # all of them, in order, in one drain
     assert all(sum(map(size_of, page)) <= BOUND for page in reads if page)
@@ -179,3 +189,25 @@ async def test_the_filters_hold_in_a_bounded_read(database: Database) -> None:
                 break
             after = page[-1].id
     assert got == names
+
+
+async def test_the_tailer_starts_holding_the_newest_activities_within_its_byte_bound(
+    database: Database,
+) -> None:
+    """At start the tailer reads the newest activities it keeps for resumes (activities/
+    recent.py): more of them than fit its byte bound, it holds the newest that do (at
+    least half as many as would fit: it halves the count until a read fits)."""
+    ids = await write(database, [BIG] * 6 + [10] * 5)
+    bus = ActivityBus(["page.updated"])
+    doorbell = doorbell_from_url("memory://", channel="recent-start")
+    tailer = LogTailer(database, bus, doorbell, recent_count=64, recent_bytes=BOUND)
+    await tailer.start()
+    try:
+        held = tailer.recent.between(tailer.recent.floor, ids[-1], 100)
+        assert held is not None
+        assert [a.id for a in held] == ids[-len(held) :]
+        assert held[-1].id == ids[-1] and len(held) >= 4  # 7 would fit: 5 small, 2 big
+        assert sum(size_of(a) for a in held) <= BOUND
+        assert tailer.recent.covers(ids[-2]) and not tailer.recent.covers(ids[0])
+    finally:
+        await tailer.stop()

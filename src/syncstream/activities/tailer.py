@@ -85,20 +85,25 @@ class LogTailer:
         await self.doorbell.close()
 
     async def _load_recent(self, conn: AsyncConnection) -> None:
-        """Start at the newest activity, holding the newest ``recent_count`` of them: the
-        streams that reconnect after a restart are a few activities behind it."""
+        """Start at the newest activity, holding the newest ``recent_count`` of them (or,
+        past the byte bound, the newest half of them, and so on): the streams that
+        reconnect after a restart are a few activities behind it."""
         newest = await log.newest_id(conn)
         recent = self.recent
         floor = newest
         held: list[Activity] = []
-        if recent.max_count > 0 and newest > 0:
-            floor = await log.id_before_newest(conn, recent.max_count)
-            page = await log.read_after(conn, floor, limit=recent.max_count, max_bytes=recent.max_bytes)
-            held = [a for a in page if a.id <= newest]
-            if page.cut or not held or held[-1].id != newest:
-                # Too big for the byte bound (or the log moved between the reads): start
-                # empty at the newest; what is routed from here on is held.
-                floor, held = newest, []
+        count = recent.max_count if newest > 0 else 0
+        while count > 0:
+            below = await log.id_before_newest(conn, count)
+            page = await log.read_after(conn, below, limit=count, max_bytes=recent.max_bytes)
+            if not page.cut:
+                held = [a for a in page if a.id <= newest]
+                if held and held[-1].id == newest:
+                    floor = below
+                else:  # the log moved between the reads: start empty at the newest
+                    held = []
+                break
+            count //= 2  # more than the byte bound: the newest half of them, and so on
         self.position = newest
         recent.reset(floor, held)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -70,6 +70,8 @@ class ReadCache(Generic[K, V]):
         flight = self._loading.get(key)
         if flight is None or flight[0] != generation:
             task = asyncio.ensure_future(self._load(key, generation, load))
+            # Its failure is its callers' to see; with all of them gone, nobody's to log.
+            task.add_done_callback(_retrieved)
             flight = self._loading[key] = (generation, task)
         # Shielded: one caller giving up (its client went away) does not end the load
         # the others wait for.
@@ -92,3 +94,8 @@ class ReadCache(Generic[K, V]):
     def clear(self) -> None:
         self._entries.clear()
         self._generation += 1
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
