@@ -63,8 +63,21 @@ def _install() -> None:
                 stages.update(sent=sent, read_start=started, read_end=ended)
         return batch
 
+    original_read_inline = tailer_module.log.read_after_inline
+
+    def read_after_inline(*args: Any, **kwargs: Any) -> Any:
+        started = _now()
+        batch = original_read_inline(*args, **kwargs)
+        ended = _now()
+        for activity in batch or ():
+            sent = _sent(activity)
+            if sent is not None:
+                stages = _stages.setdefault(activity.id, {})
+                stages.update(sent=sent, read_start=started, read_end=ended)
+        return batch
+
     # The tailer's own reference: catch-up reads (modules/streaming.py) are not timed.
-    tailer_module.log = _LogProxy(tailer_module.log, read_after)  # type: ignore[assignment]
+    tailer_module.log = _LogProxy(tailer_module.log, read_after, read_after_inline)  # type: ignore[assignment]
 
     original_emit = tailer_module.ActivityBus.emit
 
@@ -83,9 +96,14 @@ def _install() -> None:
         started = _now()
         original_flush(self)
         ended = _now()
+        if self._scheduled:  # written in slices (direct.FLUSH_SLICE): the pass goes on
+            for activity_id in _routed_unflushed:
+                _stages[activity_id].setdefault("flush_start", started)
+            return
         for activity_id in _routed_unflushed:
             stages = _stages.pop(activity_id)
-            stages.update(flush_start=started, flush_end=ended)
+            stages.setdefault("flush_start", started)
+            stages["flush_end"] = ended
             _out.write(json.dumps({"id": activity_id, **stages}) + "\n")
         _routed_unflushed.clear()
 
@@ -93,9 +111,10 @@ def _install() -> None:
 
 
 class _LogProxy:
-    def __init__(self, module: Any, read_after: Any) -> None:
+    def __init__(self, module: Any, read_after: Any, read_after_inline: Any) -> None:
         self._module = module
         self.read_after = read_after
+        self.read_after_inline = read_after_inline
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._module, name)

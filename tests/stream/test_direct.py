@@ -7,7 +7,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from syncstream.stream.direct import LAST_CHUNK, Flusher, HeldStream, chunk, hand_over
+from syncstream.stream.direct import FLUSH_SLICE, LAST_CHUNK, Flusher, HeldStream, chunk, hand_over
 from syncstream.stream.helpers import PING_FRAME, keep_alive
 from syncstream.stream.subscriber import SLOW_CONSUMER_FRAME, Subscriber
 
@@ -90,6 +90,33 @@ async def test_one_chunk_per_loop_iteration_shared_by_subscribers() -> None:
     assert a.transport.writes == [chunk(b"f1;f2;")]
     assert a.transport.writes[0] is b.transport.writes[0]
     assert a.sub.queued == b.sub.queued == 0
+
+
+async def test_a_big_fan_out_is_written_in_slices_with_the_loop_running_between() -> None:
+    """More dirty outboxes than one slice: the first slice is written in one iteration, the
+    rest in later ones, and what the loop had ready meanwhile (a request, the tailer) runs
+    in between; every outbox is written once, in order, with what arrived meanwhile."""
+    flusher = Flusher(asyncio.get_running_loop())
+    streams = [held(flusher) for _ in range(FLUSH_SLICE * 2 + 5)]
+    for live in streams:
+        live.sub.deliver(1, b"f1;")
+    between: list[int] = []
+    asyncio.get_running_loop().call_soon(
+        lambda: between.append(sum(bool(s.transport.writes) for s in streams))
+    )
+    await asyncio.sleep(0)
+    assert sum(bool(live.transport.writes) for live in streams) == FLUSH_SLICE
+    assert between == [FLUSH_SLICE]  # ran after the first slice, before the second
+    for live in streams:
+        live.sub.deliver(2, b"f2;")  # arrives while the pass goes on
+    deadline = asyncio.get_running_loop().time() + 5
+    while any(live.sub.queued for live in streams):
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0)
+    for live in streams[:FLUSH_SLICE]:
+        assert live.transport.writes == [chunk(b"f1;"), chunk(b"f2;")]
+    for live in streams[FLUSH_SLICE:]:
+        assert live.transport.writes == [chunk(b"f1;f2;")]  # not yet written: one chunk
 
 
 async def test_a_paused_transport_keeps_the_outbox_until_it_resumes() -> None:

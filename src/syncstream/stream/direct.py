@@ -30,6 +30,8 @@ logger = logging.getLogger("syncstream.stream")
 
 #: How long a cut slow consumer gets to take its error frame before the socket is aborted.
 CUT_GRACE_SECONDS = 2.0
+#: Outboxes written per event-loop iteration (see :meth:`Flusher.flush`).
+FLUSH_SLICE = 128
 #: The last chunk of a chunked response.
 LAST_CHUNK = b"0\r\n\r\n"
 #: What a held stream keeps of what its client sends (a pipelined request, served once the
@@ -67,8 +69,22 @@ class Flusher:
             self._loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        self._scheduled = False
-        dirty, self._dirty = self._dirty, []
+        """Write the dirty outboxes, :data:`FLUSH_SLICE` of them per loop iteration.
+
+        A fan-out to a thousand streams is a thousand socket writes, several
+        milliseconds: in one callback, a create that arrived meanwhile waited for all of
+        it before its request was even read, and its own activity's delivery came that
+        much later. In slices, the loop reads requests, hands commits on and lets the
+        tailer route between them; each outbox is still written in order, once per pass.
+        """
+        dirty = self._dirty
+        if len(dirty) <= FLUSH_SLICE:
+            self._scheduled = False
+            self._dirty = []
+        else:
+            self._dirty = dirty[FLUSH_SLICE:]
+            dirty = dirty[:FLUSH_SLICE]
+            self._loop.call_soon(self.flush)  # still scheduled: the rest, next iteration
         now = time.monotonic()
         # The chunk for a given run of frames, built once: in a fan-out every
         # subscriber of a batch holds the same frame objects, so the same key.
