@@ -105,3 +105,20 @@ async def test_a_request_that_gives_up_does_not_free_its_running_thread() -> Non
     gate.release.set()
     assert await nxt == "next"
     assert pool.peak == 1
+
+
+def test_the_unknown_account_hash_costs_what_a_real_one_does() -> None:
+    """Sign-in with an unknown email verifies against a stored dummy hash: made with the
+    hasher's own parameters, it takes as long as a wrong password (no timing oracle)."""
+    from argon2 import PasswordHasher, extract_parameters
+
+    from syncstream.auth import passwords
+
+    made = extract_parameters(passwords._DUMMY_HASH)
+    hasher = passwords._hasher
+    assert (made.time_cost, made.memory_cost, made.parallelism) == (
+        hasher.time_cost,
+        hasher.memory_cost,
+        hasher.parallelism,
+    )
+    assert PasswordHasher().verify(passwords._DUMMY_HASH, "not-a-real-password")
