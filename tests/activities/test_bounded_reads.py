@@ -206,8 +206,10 @@ async def test_the_tailer_starts_holding_the_newest_activities_within_its_byte_b
         held = tailer.recent.between(tailer.recent.floor, ids[-1], 100)
         assert held is not None
         assert [a.id for a in held] == ids[-len(held) :]
-        assert held[-1].id == ids[-1] and len(held) >= 4  # 7 would fit: 5 small, 2 big
+        assert held[-1].id == ids[-1]
+        assert len(held) >= 4  # 7 would fit: 5 small, 2 big
         assert sum(size_of(a) for a in held) <= BOUND
-        assert tailer.recent.covers(ids[-2]) and not tailer.recent.covers(ids[0])
+        assert tailer.recent.covers(ids[-2])
+        assert not tailer.recent.covers(ids[0])
     finally:
         await tailer.stop()

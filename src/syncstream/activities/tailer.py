@@ -167,7 +167,8 @@ class LogTailer:
             backoff = 0.1
             self._release()
 
-    async def _read(self) -> log.LogPage:
+    async def _read(self) -> tuple[log.LogPage, int]:
+        """The next activities after ``position``, and the row limit the read had."""
         # The usual read finds a few new rows: on SQLite it is made on this thread
         # (db/inline_read.py), which takes less than handing it to the driver's thread
         # and back, and delivers sooner; a longer backlog is read on in such steps.
@@ -177,13 +178,14 @@ class LogTailer:
                 inline, self.position, limit=INLINE_BATCH, max_bytes=self.max_bytes or INLINE_MAX_BYTES
             )
             if batch is not None:
-                return batch
+                return batch, INLINE_BATCH
         async with self.database.reader.connect() as conn:
-            return await log.read_after(conn, self.position, limit=self.batch_size, max_bytes=self.max_bytes)
+            batch = await log.read_after(conn, self.position, limit=self.batch_size, max_bytes=self.max_bytes)
+        return batch, self.batch_size
 
     async def _drain(self) -> None:
         while True:
-            batch = await self._read()
+            batch, limit = await self._read()
             bus = self.bus
             for activity in batch:
                 self.position = activity.id
@@ -194,5 +196,5 @@ class LogTailer:
             if batch:
                 self.recent.extend(batch)
                 self._release()
-            if len(batch) < min(self.batch_size, INLINE_BATCH) and not batch.cut:
+            if len(batch) < limit and not batch.cut:
                 return

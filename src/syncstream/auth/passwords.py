@@ -32,7 +32,9 @@ _hasher = PasswordHasher()
 # missing account as for a wrong password: no timing oracle for which emails exist.
 # Made once with the default cost (a hash is a tenth of a second: start-up, and so a
 # restart's reconnection storm, waited for it), and again if configure() changes it.
-_DUMMY_HASH = "$argon2id$v=19$m=65536,t=3,p=4$HAzF5EZ15zlThM4sX77kBw$1+t7D3Xe6IAnPMvquv7KWLPg5rzTbOOAVu4ig9XjZSg"
+_DUMMY_HASH = (
+    "$argon2id$v=19$m=65536,t=3,p=4$HAzF5EZ15zlThM4sX77kBw$1+t7D3Xe6IAnPMvquv7KWLPg5rzTbOOAVu4ig9XjZSg"
+)
 
 #: Seconds a client refused by a full queue is told to wait: a queue drains in about that.
 RETRY_AFTER_SECONDS = 1
