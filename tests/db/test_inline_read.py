@@ -72,11 +72,13 @@ async def test_fetch_reads_what_the_pool_reads(database: Database) -> None:
     inline = database.inline
     assert inline is not None
     query = select(LogState.key, LogState.value).order_by(LogState.key)
-    assert log.pruned_through_inline(inline) == 0
+    assert log.newest_and_pruned_inline(inline) == (0, 0)
     async with database.writer.begin() as conn:
         await conn.execute(LogState.__table__.insert(), [{"key": log.PRUNED_THROUGH, "value": 41}])
     # Each read sees the latest commit (no transaction is held between reads).
-    assert log.pruned_through_inline(inline) == 41
+    assert log.newest_and_pruned_inline(inline) == (0, 41)
+    ids = await write(database, 2)
+    assert log.newest_and_pruned_inline(inline) == (ids[-1], 41)
     async with database.reader.connect() as conn:
         assert await log.pruned_through(conn) == 41
         expected = [tuple(r) for r in (await conn.execute(query)).all()]
@@ -111,14 +113,14 @@ async def test_a_failed_read_is_none(database: Database) -> None:
     assert inline.fetch(select(missing.c.id)) is None
     assert inline.fetch_within(select(missing.c.id), {}, sized=(), overhead=0, max_bytes=10) is None
     # ... and the connection is still good for the next read.
-    assert log.pruned_through_inline(inline) == 0
+    assert log.newest_and_pruned_inline(inline) == (0, 0)
 
 
 def test_a_missing_file_is_none_and_not_created(tmp_path: Path) -> None:
     path = tmp_path / "never.db"
     reader = InlineReader.for_url(f"sqlite:///{path}")
     assert reader is not None
-    assert log.pruned_through_inline(reader) is None
+    assert log.newest_and_pruned_inline(reader) is None
     assert log.read_after_inline(reader, 0, limit=10, max_bytes=1000) is None
     assert not path.exists()
     assert list(tmp_path.iterdir()) == []
@@ -130,14 +132,14 @@ async def test_a_database_without_the_schema_is_none(tmp_path: Path) -> None:
     sqlite3.connect(path).close()  # a file, but no tables
     reader = InlineReader.for_url(f"sqlite:///{path}")
     assert reader is not None
-    assert log.pruned_through_inline(reader) is None
+    assert log.newest_and_pruned_inline(reader) is None
     reader.close()
 
 
 async def test_close_then_read_opens_again(database: Database) -> None:
     inline = database.inline
     assert inline is not None
-    assert log.pruned_through_inline(inline) == 0
+    assert log.newest_and_pruned_inline(inline) == (0, 0)
     inline.close()
     inline.close()  # twice is harmless
-    assert log.pruned_through_inline(inline) == 0
+    assert log.newest_and_pruned_inline(inline) == (0, 0)

@@ -219,3 +219,35 @@ async def test_a_pruned_cursor_must_refetch_though_its_activities_are_held(setup
         assert offset == {"cursor": ids[-1]}
     finally:
         await api.aclose()
+
+
+async def test_what_was_committed_before_a_resume_is_in_its_catch_up(setup: Setup) -> None:
+    """An activity the server's tailer has not routed yet when a client resumes (written by
+    another process, its doorbell late; here written to the file behind the server's back,
+    with no poll due for a minute) is in the catch-up, before the ``offset`` frame: the
+    resume reads the newest committed ID and has the tailer route up to it first."""
+    if not setup.database_url.startswith("sqlite"):
+        pytest.skip("the row is written behind the server's back on the SQLite file")
+    await restart(setup, SYNCSTREAM_RECENT_ACTIVITIES=str(WINDOW), SYNCSTREAM_POLL_SECONDS="60")
+    world = setup.world
+    created = await write(world, 2)
+    messages = await json_catch_up(world.owner, world, await cursor(world.owner, world))
+    assert messages == []
+    last = (await json_catch_up(world.owner, world, "-1"))[-1]
+    assert last["entityId"] == created[-1]
+    path = setup.database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        row = conn.execute(
+            "SELECT type, action, entity_type, organization_id, project_id, user_id, changed_keys, tx, data,"
+            " created_at FROM activities WHERE id = ?",
+            (int(last["activityId"]),),
+        ).fetchone()
+        inserted = conn.execute(
+            "INSERT INTO activities (type, action, entity_type, entity_id, organization_id,"
+            " project_id, user_id, changed_keys, tx, data, created_at)"
+            " VALUES (?, ?, ?, 'at_behind', ?, ?, ?, ?, ?, ?, ?)",
+            row,
+        ).lastrowid
+    frames, offset = await resume(world.owner, world, last["activityId"])
+    assert [m["activityId"] for m in as_messages(frames)] == [str(inserted)]
+    assert offset == {"cursor": str(inserted)}

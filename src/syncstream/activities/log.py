@@ -336,10 +336,14 @@ async def pruned_through(conn: AsyncConnection) -> int:
     return _pruned_value(await fetch_all(conn, _PRUNED, {"key": PRUNED_THROUGH}))
 
 
-def pruned_through_inline(reader: InlineReader) -> int | None:
-    """:func:`pruned_through`, read on the loop's thread; None if it cannot be at once."""
-    rows = reader.fetch(_PRUNED, {"key": PRUNED_THROUGH})
-    return None if rows is None else _pruned_value(rows)
+def newest_and_pruned_inline(reader: InlineReader) -> tuple[int, int] | None:
+    """:func:`newest_id` and :func:`pruned_through`, read on the loop's thread; None if
+    they cannot be at once."""
+    newest = reader.fetch(_NEWEST)
+    pruned = reader.fetch(_PRUNED, {"key": PRUNED_THROUGH}) if newest is not None else None
+    if newest is None or pruned is None:
+        return None
+    return int(newest[0][0]), _pruned_value(pruned)
 
 
 def _pruned_value(rows: Sequence[Sequence[Any]]) -> int:

@@ -88,19 +88,17 @@ def parse_params(request: Request, known_types: Collection[str]) -> StreamParams
 
 
 async def resolve_offset(runtime: Runtime, offset: Offset) -> Resolved:
-    # Each kind of offset needs only one of the two (and "now", the usual, no pruning).
-    # A resume from an ID this process's tailer has passed is not beyond the newest
-    # activity: only the pruning is read.
-    routed = runtime.tailer.position
-    read_newest = offset.kind == "now" or (offset.kind == "after" and offset.id > routed)
+    # The newest committed ID bounds the offset, and catch-up waits (briefly) for this
+    # process's tailer to route it: a client that wrote, then reconnected, finds its
+    # writes in catch-up (see open_sse). "now", the usual, needs no pruning.
     inline = runtime.database.inline
-    if not read_newest and inline is not None:
-        # The usual resume: one point read, made on this thread (db/inline_read.py).
-        pruned_now = log.pruned_through_inline(inline)
-        if pruned_now is not None:
-            return _resolved(offset, routed, pruned_now)
+    if offset.kind != "now" and inline is not None:
+        # The usual resume: two point reads, made on this thread (db/inline_read.py).
+        found = log.newest_and_pruned_inline(inline)
+        if found is not None:
+            return _resolved(offset, *found)
     async with runtime.database.reader.connect() as conn:
-        newest = await log.newest_id(conn) if read_newest else routed
+        newest = await log.newest_id(conn)
         pruned = 0 if offset.kind == "now" else await log.pruned_through(conn)
     return _resolved(offset, newest, pruned)
 
@@ -172,11 +170,19 @@ def open_sse(
     metrics = runtime.metrics
     tailer = runtime.tailer
 
+    # Committed past the cursor before the request: for catch-up to wait for (briefly).
+    committed = resolved.newest if resolved is not None and resolved.newest > resolved.after else 0
+
     async def fetch_page(after: int) -> CatchUpPage:
         # Catch-up stops where this process's tailer is: what it has routed, its
         # internal events (membership changes) included, has been applied to the
-        # subscriber, so nothing newer can be judged on stale permissions.
+        # subscriber, so nothing newer can be judged on stale permissions. But first
+        # the tailer gets a moment to reach what was committed before the request.
+        nonlocal committed
         until = tailer.position
+        if committed > until:
+            until = await routed_through(committed)
+        committed = 0
         if after >= until:
             # Nothing this process has routed is newer: the read could only return rows
             # to drop (the usual ``offset=now``), so skip it and its pruning check.
@@ -229,10 +235,13 @@ def open_sse(
     async def routed_through(newest: int) -> int:
         """Where the tailer is once it has routed ``newest``, or after a short wait.
 
-        The read found rows the tailer has not routed yet: committed a moment ago, their
-        doorbell or this process's own commit has woken it. Waiting for it keeps them in
-        catch-up, before the ``offset`` frame, as a client that wrote them before it
-        reconnected expects; a tailer that lags longer leaves them to arrive live."""
+        The log holds rows the tailer has not routed yet (the offset's resolution or a
+        catch-up read found them), committed a moment ago: perhaps by another process,
+        whose doorbell is on its way, or written to the database directly. Woken to read
+        them at once, the tailer routes them, and they stay in catch-up, before the
+        ``offset`` frame, as a client that wrote them before it reconnected expects; a
+        tailer that lags longer leaves them to arrive live."""
+        tailer.poke()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(TAILER_WAIT_SECONDS):
                 await tailer.wait_for(newest)

@@ -94,18 +94,21 @@ def parse_entity_types(raw: str | None, known: Collection[str]) -> frozenset[str
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
-    """Where reading starts (``after``) and what the ``offset`` frame reports if nothing is sent."""
+    """Where reading starts (``after``), what the ``offset`` frame reports if nothing is
+    sent, and the newest activity committed when it was resolved (0 if not known):
+    catch-up goes at least that far, so a client finds there what it wrote before."""
 
     after: int
     reported: int | None
+    newest: int = 0
 
 
 def resolve(offset: Offset, *, newest: int, pruned_through: int) -> Resolved:
     """Turn an offset into a starting point, or raise :class:`CursorOutOfRange`."""
     if offset.kind == "all":
-        return Resolved(after=pruned_through, reported=None)
+        return Resolved(after=pruned_through, reported=None, newest=newest)
     if offset.kind == "now":
-        return Resolved(after=newest, reported=newest or None)
+        return Resolved(after=newest, reported=newest or None, newest=newest)
     if offset.id > newest:
         raise CursorOutOfRange(
             f"offset {offset.id} is beyond the newest activity ({newest}); drop the cache and start from -1"
@@ -115,4 +118,4 @@ def resolve(offset: Offset, *, newest: int, pruned_through: int) -> Resolved:
             f"offset {offset.id} is older than the history kept (pruned through {pruned_through}); "
             "drop the cache and start from -1"
         )
-    return Resolved(after=offset.id, reported=offset.id)
+    return Resolved(after=offset.id, reported=offset.id, newest=newest)
