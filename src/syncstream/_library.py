@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
@@ -41,7 +40,7 @@ from syncstream._entities import (
     track,
 )
 from syncstream._entities import record as record_change
-from syncstream._lifetime import close_streams, close_streams_on_exit_signal
+from syncstream._lifetime import close_streams, close_streams_on_exit_signal, settle_heap
 from syncstream._streams import StreamPaths, StreamSlice, hot_stream, open_slice, organization_slice
 from syncstream.activities import log
 from syncstream.activities.model import Action, Activity
@@ -71,10 +70,6 @@ _LIFECYCLE = {
     "organization.deleted": end_organization_streams,
     "session.revoked": end_session_streams,
 }
-
-
-#: ``gc``'s third threshold while syncstream runs (CPython's default is 10).
-FULL_COLLECTION_THRESHOLD = 100
 
 
 class Syncstream:
@@ -370,16 +365,7 @@ class Syncstream:
         await upgrade(runtime.database)
         await apply_settings(self.runtime.database, self.settings, list(self.entities.values()))
         await runtime.tailer.start()
-        # What start-up made (modules, routes, the schema) lives as long as the process:
-        # moved out of the cyclic collector's way, every later collection is cheaper.
-        gc.freeze()
-        # Full collections a tenth as often: while thousands of streams reopen at once
-        # (a restart) the heap grows by a quarter again and again, and each full pass
-        # walked every open stream: half of the collector's time in a 10,000-stream
-        # storm (docs/performance.md). Young collections, which free a request's
-        # garbage, run as before.
-        young, middle, _ = gc.get_threshold()
-        gc.set_threshold(young, middle, FULL_COLLECTION_THRESHOLD)
+        settle_heap()
         pinger = asyncio.create_task(
             keep_alive(runtime.subscribers.get_all, self.settings.keepalive_seconds),
             name="syncstream-keep-alive",
