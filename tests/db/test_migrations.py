@@ -127,3 +127,23 @@ async def test_last_use_is_recorded_forward_only(database: Database) -> None:
         assert await session_last_used(conn, "ses_1") == start + 100
         assert await session_last_used(conn, "ses_2") == start + 50
         assert await session_last_used(conn, "ses_gone") is None
+
+
+def test_head_is_alembics_newest_migration() -> None:
+    from alembic.script import ScriptDirectory
+
+    from syncstream.db.migrate import HEAD
+
+    assert ScriptDirectory.from_config(_config()).get_heads() == [HEAD]
+
+
+async def test_a_database_at_head_is_known_without_alembic(database: Database) -> None:
+    from syncstream.db.migrate import _at_head
+
+    assert not await _at_head(database)  # a new database: no version table yet
+    await upgrade(database)
+    assert await _at_head(database)
+    await upgrade(database)  # at head: nothing to do, and nothing fails
+    async with database.writer.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = '0003'"))
+    assert not await _at_head(database)  # behind: upgrade() would run Alembic
