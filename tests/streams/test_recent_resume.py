@@ -44,12 +44,14 @@ async def setup(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     """A server of its own on a database of its own: tests here restart it and prune."""
     async with fresh_database(request.param, tmp_path) as url:
         server = ServerProcess(database_url=url, env={"SYNCSTREAM_RECENT_ACTIVITIES": str(WINDOW)})
+        setup = None
         try:
             await asyncio.to_thread(server.start)
-            world = await make_world(server)
-            yield Setup(url, server, world)
+            setup = Setup(url, server, await make_world(server))
+            yield setup
         finally:
-            await asyncio.to_thread(server.stop)
+            # The server running now: a test may have restarted it (restart()).
+            await asyncio.to_thread((setup.server if setup is not None else server).stop)
 
 
 async def restart(setup: Setup, **env: str) -> None:
