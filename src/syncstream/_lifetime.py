@@ -1,10 +1,9 @@
-"""The lifetime of a process's streams: the heap they live in, ending them all at
-shutdown, and as soon as the server is told to stop."""
+"""The lifetime of a process's streams: ending them all at shutdown, and as soon as the
+server is told to stop."""
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import signal
 import threading
 from types import FrameType
@@ -12,22 +11,6 @@ from typing import Any
 
 from syncstream.runtime import Runtime
 from syncstream.stream.frames import close_frame
-
-#: ``gc``'s third threshold while syncstream runs (CPython's default is 10).
-FULL_COLLECTION_THRESHOLD = 100
-
-
-def settle_heap() -> None:
-    """Once started: what start-up made (modules, routes, the schema) lives as long as the
-    process, so it is moved out of the cyclic collector's way (``gc.freeze``), and full
-    collections run a tenth as often. While thousands of streams reopen at once (a
-    restart) the heap grows by a quarter again and again, and each full pass walked every
-    open stream: half of the collector's time in a 10,000-stream storm
-    (docs/performance.md). Young collections, which free a request's garbage, run as
-    before."""
-    gc.freeze()
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, FULL_COLLECTION_THRESHOLD)
 
 
 def close_streams(runtime: Runtime, reason: str = "shutdown") -> None:
