@@ -208,10 +208,7 @@ async def read_after(
     # Columns are selected in field order. SQLite's raw rows hold created_at as stored
     # (IsoMsText did not run); elsewhere starmap builds the activities with no Python
     # call per row of its own.
-    if is_sqlite(conn):
-        page = LogPage([Activity(*row[:-1], stored_iso_ms(row[-1])) for row in rows])  # type: ignore[call-arg]
-    else:
-        page = LogPage(starmap(Activity, rows))
+    page = _sqlite_page(rows) if is_sqlite(conn) else LogPage(starmap(Activity, rows))
     page.cut = cut or (probed is not None and probed > page[-1].id)
     return page
 
@@ -231,9 +228,14 @@ def read_after_inline(reader: InlineReader, after: int, *, limit: int, max_bytes
     if got is None:
         return None
     rows, cut = got
-    page = LogPage([Activity(*row[:-1], stored_iso_ms(row[-1])) for row in rows])  # type: ignore[call-arg]
+    page = _sqlite_page(rows)
     page.cut = cut
     return page
+
+
+def _sqlite_page(rows: Sequence[Sequence[Any]]) -> LogPage:
+    """SQLite's raw rows (``_COLUMNS``, created_at as stored) as activities."""
+    return LogPage([Activity(*row[:-1], stored_iso_ms(row[-1])) for row in rows])  # type: ignore[call-arg]
 
 
 #: The columns of ``_COLUMNS`` whose text is counted in an activity's size.

@@ -47,7 +47,7 @@ async def fetch_all(
     try:
         # One hop to the driver's thread (execute, fetch and close there) where its cursor
         # API takes three; the hook fetch_within uses too.
-        rows: Sequence[Sequence[Any]] = await driver._execute(_fetch, driver._conn, sql, values)
+        rows: Sequence[Sequence[Any]] = await driver._execute(fetch_rows, driver._conn, sql, values)
     except sqlite3.Error as exc:
         # Wrapped as SQLAlchemy wraps driver errors, so callers catch the same exceptions.
         raise DBAPIError.instance(sql, values, exc, sqlite3.Error, dialect=conn.dialect) from exc
@@ -97,8 +97,8 @@ async def fetch_within(
     return rows, cut
 
 
-def _fetch(connection: sqlite3.Connection, sql: str, values: tuple[Any, ...]) -> list[Any]:
-    """On the driver's thread: every row of ``sql``."""
+def fetch_rows(connection: sqlite3.Connection, sql: str, values: tuple[Any, ...]) -> list[Any]:
+    """Every row of ``sql`` on ``connection`` (run where that connection lives)."""
     cursor = connection.execute(sql, values)
     try:
         return cursor.fetchall()

@@ -16,15 +16,17 @@ instead: the loop never waits on a lock here.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from sqlalchemy import Select
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import make_url
 
-from syncstream.db.driver_read import compile_for, take_within
+from syncstream.db.driver_read import compile_for, fetch_rows, take_within
+
+T = TypeVar("T")
 
 
 class InlineReader:
@@ -48,16 +50,7 @@ class InlineReader:
 
     def fetch(self, query: Select[Any], params: Mapping[str, Any] | None = None) -> Sequence[Any] | None:
         """The rows of ``query``, or None when they cannot be read at once (take the pool)."""
-        sql, values = compile_for(query, self._DIALECT, params)
-        try:
-            connection = self._connection or self._open()
-            cursor = connection.execute(sql, values)
-            try:
-                return cursor.fetchall()
-            finally:
-                cursor.close()
-        except sqlite3.Error:
-            return None
+        return self._run(query, params, fetch_rows)
 
     def fetch_within(
         self,
@@ -70,10 +63,16 @@ class InlineReader:
     ) -> tuple[list[Sequence[Any]], bool] | None:
         """:func:`~syncstream.db.driver_read.fetch_within` on this connection, or None
         when it cannot be read at once. Keep ``query``'s limit small: the loop waits."""
+        return self._run(query, params, take_within, tuple(sized), overhead, max_bytes)
+
+    def _run(
+        self, query: Select[Any], params: Mapping[str, Any] | None, read: Callable[..., T], *args: Any
+    ) -> T | None:
+        """``read(connection, sql, values, *args)`` with ``query`` compiled, or None on any
+        SQLite error (busy, no such table, no such file)."""
         sql, values = compile_for(query, self._DIALECT, params)
         try:
-            connection = self._connection or self._open()
-            return take_within(connection, sql, values, tuple(sized), overhead, max_bytes)
+            return read(self._connection or self._open(), sql, values, *args)
         except sqlite3.Error:
             return None
 
